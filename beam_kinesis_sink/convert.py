@@ -1,0 +1,206 @@
+"""Element → KinesisRecord: serialisation, keys and checks. Pure.
+
+Every element either becomes a valid :class:`KinesisRecord` (with its size)
+or a :class:`Rejection` with one of the pre-request error codes. Nothing
+raised by a user function escapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Union
+
+from beam_kinesis_sink.limits import (
+    Limits,
+    check_partition_key,
+    check_size,
+    normalize_explicit_hash_key,
+    record_size,
+)
+from beam_kinesis_sink.records import ErrorCode, KinesisRecord
+
+KeyFn = Union[Callable[[Any], Any], str, None]
+Serializer = Optional[Callable[[Any], bytes]]
+
+PREVIEW_CHARS = 200
+
+
+def preview(element: Any) -> str:
+    """A short repr of an element for a dead letter."""
+    try:
+        text = repr(element)
+    except Exception as exc:  # a broken __repr__ must not crash the sink
+        text = f"<{type(element).__name__}: repr failed: {type(exc).__name__}>"
+    if len(text) > PREVIEW_CHARS:
+        text = text[:PREVIEW_CHARS] + "..."
+    return text
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "_asdict"):
+        return value._asdict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def default_serializer(element: Any) -> bytes:
+    """bytes as-is, str as UTF-8, anything else as compact JSON."""
+    if isinstance(element, bytes):
+        return element
+    if isinstance(element, (bytearray, memoryview)):
+        return bytes(element)
+    if isinstance(element, str):
+        return element.encode("utf-8")
+    if element is None:
+        raise TypeError("element is None")
+    if hasattr(element, "_asdict"):
+        element = element._asdict()
+    return json.dumps(element, separators=(",", ":"), ensure_ascii=False, default=_jsonable).encode(
+        "utf-8"
+    )
+
+
+def _field(name: str) -> Callable[[Any], Any]:
+    def get(element: Any) -> Any:
+        if isinstance(element, dict):
+            return element[name]
+        return getattr(element, name)
+
+    get.__name__ = f"field[{name}]"
+    return get
+
+
+def as_function(fn: KeyFn) -> Optional[Callable[[Any], Any]]:
+    """A key option is a callable, a field name, or None."""
+    if fn is None or callable(fn):
+        return fn
+    if isinstance(fn, str):
+        return _field(fn)
+    raise TypeError(f"expected a callable or a field name, got {type(fn).__name__}")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    error_code: str
+    error_message: str
+    data: Optional[bytes]
+    partition_key: Optional[str]
+    explicit_hash_key: Optional[str]
+    element_preview: Optional[str]
+
+
+@dataclass(frozen=True)
+class Converted:
+    record: KinesisRecord
+    size: int
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Converter:
+    """Turns elements into records. Holds only picklable user functions."""
+
+    partition_key: Optional[Callable[[Any], Any]] = None
+    serializer: Serializer = None
+    explicit_hash_key: Optional[Callable[[Any], Any]] = None
+    limits: Limits = Limits()
+
+    def convert(self, element: Any) -> Union[Converted, Rejection]:
+        data: Optional[bytes]
+        if isinstance(element, KinesisRecord) and self.partition_key is None and self.serializer is None:
+            data = element.data
+            key: Any = element.partition_key
+            raw_ehk: Any = element.explicit_hash_key
+            if not isinstance(data, (bytes, bytearray)):
+                return Rejection(
+                    ErrorCode.SERIALIZATION_ERROR,
+                    f"KinesisRecord.data must be bytes, got {type(data).__name__}",
+                    None,
+                    key if isinstance(key, str) else None,
+                    None,
+                    preview(element),
+                )
+            data = bytes(data)
+        else:
+            source = element.data if isinstance(element, KinesisRecord) else element
+            try:
+                data = (self.serializer or default_serializer)(source)
+                if isinstance(data, (bytearray, memoryview)):
+                    data = bytes(data)
+                if not isinstance(data, bytes):
+                    raise TypeError(f"serializer returned {type(data).__name__}, not bytes")
+            except Exception as exc:
+                return Rejection(
+                    ErrorCode.SERIALIZATION_ERROR,
+                    f"serializer failed: {_describe(exc)}",
+                    None,
+                    None,
+                    None,
+                    preview(element),
+                )
+            if self.partition_key is not None:
+                try:
+                    key = self.partition_key(element)
+                except Exception as exc:
+                    return Rejection(
+                        ErrorCode.INVALID_PARTITION_KEY,
+                        f"partition_key function failed (missing key?): {_describe(exc)}",
+                        data,
+                        None,
+                        None,
+                        preview(element),
+                    )
+            elif isinstance(element, KinesisRecord):
+                key = element.partition_key
+            else:
+                return Rejection(
+                    ErrorCode.INVALID_PARTITION_KEY,
+                    "no partition_key was given and the element is not a KinesisRecord",
+                    data,
+                    None,
+                    None,
+                    preview(element),
+                )
+            raw_ehk = None
+            if self.explicit_hash_key is not None:
+                try:
+                    raw_ehk = self.explicit_hash_key(element)
+                except Exception as exc:
+                    return Rejection(
+                        ErrorCode.INVALID_EXPLICIT_HASH_KEY,
+                        f"explicit_hash_key function failed: {_describe(exc)}",
+                        data,
+                        key if isinstance(key, str) else None,
+                        None,
+                        preview(element),
+                    )
+            elif isinstance(element, KinesisRecord):
+                raw_ehk = element.explicit_hash_key
+
+        problem = check_partition_key(key)
+        if problem:
+            return Rejection(
+                problem[0],
+                problem[1],
+                data,
+                key if isinstance(key, str) else None,
+                None,
+                preview(element) if not isinstance(key, str) else None,
+            )
+        ehk, problem = normalize_explicit_hash_key(raw_ehk)
+        if problem:
+            return Rejection(problem[0], problem[1], data, key, None, preview(raw_ehk))
+        size = record_size(data, key)
+        problem = check_size(size, self.limits)
+        if problem:
+            return Rejection(problem[0], problem[1], data, key, ehk, None)
+        return Converted(KinesisRecord(data, key, ehk), size)

@@ -1,0 +1,198 @@
+"""Per-shard client-side rate limiting: token buckets adapted by AIMD.
+
+Kinesis admits 1,000 records/s and 1 MiB/s per shard. Each shard gets a
+token bucket for records and one for bytes. The rate adapts to feedback:
+when a request to the shard is throttled, the rate is multiplied by
+``decrease_factor``; after each request without throttling it grows by
+``increase_fraction`` of the nominal rate, up to ``max_rate_factor`` times
+the nominal rate. A shard whose real limit is lower (a busy shard shared with
+live producers, a hot key) settles near that limit; a stream with a higher
+limit can be allowed to probe above nominal with ``max_rate_factor > 1``.
+
+Pure: the clock is injected.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    records_per_second: float = 1000.0
+    bytes_per_second: float = 1024.0 * 1024.0
+    #: bucket capacity, in seconds of the current rate
+    burst_seconds: float = 0.2
+    decrease_factor: float = 0.7
+    increase_fraction: float = 0.02
+    min_rate_fraction: float = 0.02
+    max_rate_factor: float = 1.0
+    #: keep a fraction of the nominal rate free (e.g. for live producers)
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.records_per_second <= 0 or self.bytes_per_second <= 0:
+            raise ValueError("rates must be positive")
+        if not 0 < self.decrease_factor < 1:
+            raise ValueError("decrease_factor must be in (0, 1)")
+
+
+class TokenBucket:
+    """A bucket refilled at ``rate`` tokens/s up to ``capacity``.
+
+    ``take`` may drive the level negative (a debt): a request bigger than the
+    bucket is allowed once the bucket is full, and the debt delays the next.
+    """
+
+    def __init__(self, rate: float, capacity: float, clock: Clock) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self._clock = clock
+        self.level = capacity
+        self._last = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        elapsed = now - self._last
+        if elapsed > 0:
+            self.level = min(self.capacity, self.level + elapsed * self.rate)
+            self._last = now
+
+    def available(self) -> float:
+        self._refill()
+        return self.level
+
+    def wait_time(self, amount: float) -> float:
+        """Seconds until ``amount`` tokens (capped at capacity) are available."""
+        self._refill()
+        needed = min(amount, self.capacity) - self.level
+        if needed <= 0:
+            return 0.0
+        return needed / self.rate
+
+    def take(self, amount: float) -> None:
+        self._refill()
+        self.level -= amount
+
+    def give_back(self, amount: float) -> None:
+        self._refill()
+        self.level = min(self.capacity, self.level + amount)
+
+    def set_rate(self, rate: float, capacity: float) -> None:
+        self._refill()
+        self.rate = rate
+        self.capacity = capacity
+        self.level = min(self.level, capacity)
+
+
+class ShardLimiter:
+    """The two buckets of one shard, and its AIMD rate."""
+
+    def __init__(self, config: RateLimitConfig, clock: Clock) -> None:
+        self.config = config
+        self.factor = 1.0  # current rate as a fraction of nominal
+        self.records = TokenBucket(
+            config.records_per_second, config.records_per_second * config.burst_seconds, clock
+        )
+        self.bytes = TokenBucket(
+            config.bytes_per_second, config.bytes_per_second * config.burst_seconds, clock
+        )
+        self.throttle_events = 0
+
+    def budget(self) -> tuple[int, int]:
+        """Records and bytes that may be sent now (at least 0)."""
+        return max(0, int(self.records.available())), max(0, int(self.bytes.available()))
+
+    def wait_time(self, records: int, nbytes: int) -> float:
+        return max(self.records.wait_time(records), self.bytes.wait_time(nbytes))
+
+    def acquire(self, records: int, nbytes: int) -> None:
+        self.records.take(records)
+        self.bytes.take(nbytes)
+
+    def release(self, records: int, nbytes: int) -> None:
+        """Return tokens of records the service did not accept for throttling."""
+        self.records.give_back(records)
+        self.bytes.give_back(nbytes)
+
+    def on_result(self, throttled: bool) -> None:
+        cfg = self.config
+        if throttled:
+            self.throttle_events += 1
+            self.factor = max(cfg.min_rate_fraction, self.factor * cfg.decrease_factor)
+        else:
+            self.factor = min(cfg.max_rate_factor, self.factor + cfg.increase_fraction)
+        self._apply()
+
+    def _apply(self) -> None:
+        cfg = self.config
+        r = cfg.records_per_second * self.factor
+        b = cfg.bytes_per_second * self.factor
+        self.records.set_rate(r, max(1.0, r * cfg.burst_seconds))
+        self.bytes.set_rate(b, max(1.0, b * cfg.burst_seconds))
+
+
+class GlobalLimiter:
+    """A cap on records/s across all shards of one writer (e.g. for a replay)."""
+
+    def __init__(self, records_per_second: float, clock: Clock, burst_seconds: float = 0.2) -> None:
+        self.bucket = TokenBucket(records_per_second, max(1.0, records_per_second * burst_seconds), clock)
+
+
+class RateLimiter:
+    """Per-shard limiters, created on first use; plus an optional global cap."""
+
+    def __init__(
+        self,
+        config: Optional[RateLimitConfig] = None,
+        clock: Clock = time.monotonic,
+        max_records_per_second: Optional[float] = None,
+    ) -> None:
+        self.config = config or RateLimitConfig()
+        self._clock = clock
+        self._shards: Dict[str, ShardLimiter] = {}
+        self.global_limit = (
+            GlobalLimiter(max_records_per_second, clock) if max_records_per_second else None
+        )
+
+    def shard(self, shard_id: str) -> ShardLimiter:
+        limiter = self._shards.get(shard_id)
+        if limiter is None:
+            limiter = self._shards[shard_id] = ShardLimiter(self.config, self._clock)
+        return limiter
+
+    def budget(self, shard_id: str) -> tuple[Optional[int], Optional[int]]:
+        """Records/bytes budget for a request to ``shard_id``; ``None`` = unlimited."""
+        records: Optional[int] = None
+        nbytes: Optional[int] = None
+        if self.config.enabled:
+            records, nbytes = self.shard(shard_id).budget()
+        if self.global_limit is not None:
+            g = max(0, int(self.global_limit.bucket.available()))
+            records = g if records is None else min(records, g)
+        return records, nbytes
+
+    def wait_time(self, shard_id: str, records: int, nbytes: int) -> float:
+        wait = 0.0
+        if self.config.enabled:
+            wait = self.shard(shard_id).wait_time(records, nbytes)
+        if self.global_limit is not None:
+            wait = max(wait, self.global_limit.bucket.wait_time(records))
+        return wait
+
+    def acquire(self, shard_id: str, records: int, nbytes: int) -> None:
+        if self.config.enabled:
+            self.shard(shard_id).acquire(records, nbytes)
+        if self.global_limit is not None:
+            self.global_limit.bucket.take(records)
+
+    def on_result(self, shard_id: str, throttled: bool) -> None:
+        if self.config.enabled:
+            self.shard(shard_id).on_result(throttled)
+
+    def factors(self) -> Dict[str, float]:
+        return {k: v.factor for k, v in self._shards.items()}

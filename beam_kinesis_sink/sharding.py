@@ -1,0 +1,90 @@
+"""Which shard a record goes to: hash keys and the shard map."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Iterable, List, Optional, Sequence
+
+
+def hash_key_of(partition_key: str, explicit_hash_key: Optional[str] = None) -> int:
+    """The 128-bit hash key Kinesis uses to place a record.
+
+    The explicit hash key when given, else the MD5 of the UTF-8 partition key
+    read as a big-endian unsigned integer.
+    """
+    if explicit_hash_key is not None:
+        return int(explicit_hash_key)
+    return int.from_bytes(hashlib.md5(partition_key.encode("utf-8")).digest(), "big")
+
+
+@dataclass(frozen=True)
+class Shard:
+    shard_id: str
+    start: int  # inclusive
+    end: int  # inclusive
+
+    def holds(self, hash_key: int) -> bool:
+        return self.start <= hash_key <= self.end
+
+
+class ShardMap:
+    """The open shards of a stream, looked up by hash key with bisect."""
+
+    def __init__(self, shards: Iterable[Shard]) -> None:
+        ordered = sorted(shards, key=lambda s: s.start)
+        if not ordered:
+            raise ValueError("a shard map needs at least one open shard")
+        for left, right in zip(ordered, ordered[1:]):
+            if right.start <= left.end:
+                raise ValueError(f"shards {left.shard_id} and {right.shard_id} overlap")
+        self._shards: List[Shard] = ordered
+        self._starts = [s.start for s in ordered]
+
+    @property
+    def shards(self) -> Sequence[Shard]:
+        return tuple(self._shards)
+
+    def __len__(self) -> int:
+        return len(self._shards)
+
+    def shard_for(self, hash_key: int) -> Shard:
+        """The open shard whose range holds ``hash_key``.
+
+        If the open ranges leave a gap (possible for a moment during a
+        reshard), the nearest shard below is returned; the service has the
+        last word and the receipt tells the truth.
+        """
+        index = bisect.bisect_right(self._starts, hash_key) - 1
+        return self._shards[max(index, 0)]
+
+    @classmethod
+    def from_list_shards(cls, shards: Iterable[dict[str, Any]]) -> ShardMap:
+        """Build from ListShards ``Shards`` entries, keeping only open shards."""
+        open_shards = [
+            Shard(
+                shard_id=s["ShardId"],
+                start=int(s["HashKeyRange"]["StartingHashKey"]),
+                end=int(s["HashKeyRange"]["EndingHashKey"]),
+            )
+            for s in shards
+            if "EndingSequenceNumber" not in s.get("SequenceNumberRange", {})
+        ]
+        return cls(open_shards)
+
+    @classmethod
+    def single(cls, shard_id: str = "unknown") -> ShardMap:
+        """A one-shard map for when the stream cannot be described."""
+        return cls([Shard(shard_id, 0, 2**128 - 1)])
+
+
+def list_open_shards(client: Any, stream_args: dict[str, str]) -> ShardMap:
+    """Call ListShards (with pagination) and build the map of open shards."""
+    shards: list[dict[str, Any]] = []
+    response = client.list_shards(**stream_args)
+    shards.extend(response.get("Shards", []))
+    while response.get("NextToken"):
+        response = client.list_shards(NextToken=response["NextToken"])
+        shards.extend(response.get("Shards", []))
+    return ShardMap.from_list_shards(shards)

@@ -1,0 +1,193 @@
+"""``WriteToKinesis``: the one public PTransform.
+
+The expanded graph, default mode (``batching="bundle"``, no shuffle)::
+
+    elements ─▶ ParDo(_WriteFn) ─┬─▶ written       PCollection[WriteReceipt]
+                                 └─▶ dead_letters  PCollection[DeadLetter]
+
+Cross-bundle mode (``batching="stateful"``), for streaming runners whose
+bundles hold a handful of elements::
+
+    elements ─▶ ParDo(_AssignShardFn) ─┬─▶ (shard_id, record) ─▶ GroupIntoBatches
+                                       │        ─▶ ParDo(_WriteBatchesFn) ─┬─▶ written
+                                       └─▶ dead_letters ───────── Flatten ◀┴─▶ dead_letters
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import apache_beam as beam
+
+from beam_kinesis_sink.client import ClientConfig
+from beam_kinesis_sink.convert import Converter, KeyFn, as_function
+from beam_kinesis_sink.limits import Limits, MiB
+from beam_kinesis_sink.rate_limit import RateLimitConfig
+from beam_kinesis_sink.records import DeadLetter, WriteReceipt
+from beam_kinesis_sink.retry import RetryPolicy
+from beam_kinesis_sink.write_fn import (
+    DEAD_LETTERS,
+    WRITTEN,
+    ShardedRecord,
+    SinkSettings,
+    _AssignShardFn,
+    _WriteBatchesFn,
+    _WriteFn,
+)
+from beam_kinesis_sink.writer import WriterOptions
+
+
+class WriteToKinesisResult(NamedTuple):
+    """What :class:`WriteToKinesis` returns; always both collections."""
+
+    #: one receipt per record Kinesis accepted
+    written: beam.PCollection
+    #: one dead letter per element that was not written, with the reason
+    dead_letters: beam.PCollection
+
+
+class WriteToKinesis(beam.PTransform):
+    """Write a PCollection to an Amazon Kinesis data stream.
+
+    Args:
+      stream: the stream name, or its ARN (then sent as ``StreamARN``).
+      partition_key: element → str, or the name of a field of the element.
+        Not needed when the elements are :class:`KinesisRecord`.
+      serializer: element → bytes. Default: bytes as-is, str as UTF-8,
+        anything else as compact JSON.
+      explicit_hash_key: element → decimal str or int (0..2**128-1), or a
+        field name, or None.
+      client_config: where and how to reach Kinesis (default: boto3's chain).
+      max_records_per_request: default 500.
+      max_request_bytes: default 5 MiB, counting partition keys.
+      max_record_bytes: default 1 MiB, data plus partition key. Streams whose
+        ``MaxRecordSizeInKiB`` was raised may use up to 10 MiB.
+      max_attempts: PutRecords attempts per record before it is dead-lettered
+        (default 10).
+      max_retry_seconds: time budget per record from its first attempt
+        (default 120).
+      base_backoff_seconds / max_backoff_seconds: full-jitter exponential
+        backoff between attempts (defaults 0.1 and 5).
+      on_fatal_error: ``"dead_letter"`` (default) sends records refused with
+        ResourceNotFound, AccessDenied or KMS* errors to ``dead_letters``;
+        ``"fail"`` fails the pipeline with a clear message.
+      max_in_flight: concurrent PutRecords calls per worker (default 8; at
+        most one per shard).
+      max_buffered_records / max_buffered_bytes: buffer bound per worker;
+        when reached, ``process`` blocks until calls complete (back-pressure).
+      rate_limit: ``True`` (default) keeps per-shard token buckets adapted by
+        AIMD; ``False`` sends as fast as possible.
+      shard_records_per_second / shard_bytes_per_second: the nominal per-shard
+        rate (defaults 1,000 and 1 MiB, the Kinesis limits).
+      max_rate_factor: how far above nominal the adaptive rate may probe
+        (default 1.0).
+      max_records_per_second: a cap on records/s per worker across shards,
+        e.g. to leave room for live producers during a replay (default none).
+      flush_timeout_seconds: deadline for ``finish_bundle`` to drain
+        (default 600). What is left after it is dead-lettered with
+        ``DeadlineExceeded``.
+      batching: ``"bundle"`` (default) or ``"stateful"`` (cross-bundle, via
+        ``GroupIntoBatches`` keyed by shard).
+      max_buffering_seconds: in stateful mode, the longest a record waits
+        for its batch to fill (default 1.0).
+    """
+
+    def __init__(
+        self,
+        stream: str,
+        *,
+        partition_key: KeyFn = None,
+        serializer: Optional[Callable[[Any], bytes]] = None,
+        explicit_hash_key: KeyFn = None,
+        client_config: Optional[ClientConfig] = None,
+        max_records_per_request: int = 500,
+        max_request_bytes: int = 5 * MiB,
+        max_record_bytes: int = 1 * MiB,
+        max_attempts: int = 10,
+        max_retry_seconds: float = 120.0,
+        base_backoff_seconds: float = 0.1,
+        max_backoff_seconds: float = 5.0,
+        on_fatal_error: str = "dead_letter",
+        max_in_flight: int = 8,
+        max_buffered_records: int = 20_000,
+        max_buffered_bytes: int = 64 * MiB,
+        rate_limit: bool = True,
+        shard_records_per_second: float = 1000.0,
+        shard_bytes_per_second: float = 1.0 * MiB,
+        max_rate_factor: float = 1.0,
+        max_records_per_second: Optional[float] = None,
+        flush_timeout_seconds: float = 600.0,
+        batching: str = "bundle",
+        max_buffering_seconds: float = 1.0,
+        label: Optional[str] = None,
+    ) -> None:
+        super().__init__(label)
+        if not isinstance(stream, str) or not stream:
+            raise ValueError("stream must be a non-empty stream name or ARN")
+        if batching not in ("bundle", "stateful"):
+            raise ValueError(f"batching must be 'bundle' or 'stateful', got {batching!r}")
+        limits = Limits(max_records_per_request, max_request_bytes, max_record_bytes)
+        self._batching = batching
+        self._max_buffering_seconds = max_buffering_seconds
+        self._settings = SinkSettings(
+            stream=stream,
+            client_config=client_config or ClientConfig(),
+            converter=Converter(
+                partition_key=as_function(partition_key),
+                serializer=serializer,
+                explicit_hash_key=as_function(explicit_hash_key),
+                limits=limits,
+            ),
+            writer=WriterOptions(
+                limits=limits,
+                retry=RetryPolicy(
+                    max_attempts=max_attempts,
+                    max_elapsed_seconds=max_retry_seconds,
+                    base_delay=base_backoff_seconds,
+                    max_delay=max_backoff_seconds,
+                ),
+                rate_limit=RateLimitConfig(
+                    records_per_second=shard_records_per_second,
+                    bytes_per_second=shard_bytes_per_second,
+                    max_rate_factor=max_rate_factor,
+                    enabled=rate_limit,
+                ),
+                max_records_per_second=max_records_per_second,
+                max_in_flight=max_in_flight,
+                max_buffered_records=max_buffered_records,
+                max_buffered_bytes=max_buffered_bytes,
+                on_fatal_error=on_fatal_error,
+            ),
+            flush_timeout_seconds=flush_timeout_seconds,
+        )
+
+    @property
+    def settings(self) -> SinkSettings:
+        return self._settings
+
+    def expand(self, pcoll: beam.PCollection) -> WriteToKinesisResult:
+        if self._batching == "bundle":
+            outputs = pcoll | "Write" >> beam.ParDo(_WriteFn(self._settings)).with_outputs(
+                WRITTEN, DEAD_LETTERS
+            )
+            written, dead = outputs[WRITTEN], outputs[DEAD_LETTERS]
+        else:
+            keyed = pcoll | "AssignShard" >> beam.ParDo(_AssignShardFn(self._settings)).with_outputs(
+                DEAD_LETTERS, main="keyed"
+            )
+            keyed["keyed"].element_type = beam.typehints.KV[str, ShardedRecord]
+            batches = keyed["keyed"] | "Batch" >> beam.GroupIntoBatches(
+                self._settings.writer.limits.max_records_per_request,
+                max_buffering_duration_secs=self._max_buffering_seconds,
+            )
+            outputs = batches | "WriteBatches" >> beam.ParDo(_WriteBatchesFn(self._settings)).with_outputs(
+                WRITTEN, DEAD_LETTERS
+            )
+            keyed[DEAD_LETTERS].element_type = DeadLetter
+            outputs[DEAD_LETTERS].element_type = DeadLetter
+            written = outputs[WRITTEN]
+            dead = (keyed[DEAD_LETTERS], outputs[DEAD_LETTERS]) | "FlattenDeadLetters" >> beam.Flatten()
+        written.element_type = WriteReceipt
+        dead.element_type = DeadLetter
+        return WriteToKinesisResult(written=written, dead_letters=dead)
+

@@ -1,0 +1,220 @@
+"""The DoFns that drive the writer engine inside Beam.
+
+``_WriteFn`` (the default, no shuffle) buffers inside the bundle and drains
+in ``finish_bundle``. ``_AssignShardFn`` + ``GroupIntoBatches`` +
+``_WriteBatchesFn`` is the cross-bundle mode for streaming runners whose
+bundles are tiny.
+
+Each element's window, timestamp and pane travel with its record, and its
+receipt or dead letter is emitted in them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, NamedTuple, Optional
+
+import apache_beam as beam
+from apache_beam.pvalue import TaggedOutput
+from apache_beam.utils.windowed_value import WindowedValue
+
+from beam_kinesis_sink.client import ClientConfig
+from beam_kinesis_sink.convert import Converted, Converter, Rejection
+from beam_kinesis_sink.metrics import BeamMetrics
+from beam_kinesis_sink.records import DeadLetter, KinesisRecord, WriteReceipt
+from beam_kinesis_sink.sharding import hash_key_of
+from beam_kinesis_sink.writer import KinesisWriter, WriterOptions
+
+WRITTEN = "written"
+DEAD_LETTERS = "dead_letters"
+
+
+@dataclass(frozen=True)
+class SinkSettings:
+    """Everything a worker needs; small and picklable (no client inside)."""
+
+    stream: str
+    client_config: ClientConfig
+    converter: Converter
+    writer: WriterOptions
+    flush_timeout_seconds: float
+
+
+def _micros(timestamp: Any) -> Optional[int]:
+    try:
+        micros = int(timestamp.micros)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    # MIN/MAX timestamps mean "no event time".
+    if abs(micros) >= 2**62:
+        return None
+    return micros
+
+
+def _rejection_letter(stream: str, r: Rejection, element_ts: Optional[int]) -> DeadLetter:
+    return DeadLetter(
+        stream=stream,
+        data=r.data,
+        partition_key=r.partition_key,
+        explicit_hash_key=r.explicit_hash_key,
+        error_code=r.error_code,
+        error_message=r.error_message,
+        attempts=0,
+        shard_id=None,
+        failed_at_micros=int(time.time() * 1_000_000),
+        element_timestamp_micros=element_ts,
+        element_preview=r.element_preview,
+    )
+
+
+def _emit(outcomes: Iterable[Any]) -> Iterable[Any]:
+    for value, context in outcomes:
+        tag = WRITTEN if isinstance(value, WriteReceipt) else DEAD_LETTERS
+        if context is None:
+            yield TaggedOutput(tag, value)
+        else:
+            timestamp, windows, pane = context
+            yield TaggedOutput(tag, WindowedValue(value, timestamp, windows, pane))
+
+
+class _WriterHolder:
+    """Creates the client and the engine in ``setup``, once per DoFn instance."""
+
+    settings: SinkSettings
+    _writer: Optional[KinesisWriter]
+
+    def _open(self) -> KinesisWriter:
+        if self._writer is None:
+            cfg = self.settings.client_config
+            self._writer = KinesisWriter(
+                cfg.create_client(),
+                self.settings.stream,
+                self.settings.writer,
+                metrics=BeamMetrics(),
+                secrets=cfg.secrets(),
+            )
+        return self._writer
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class _WriteFn(beam.DoFn, _WriterHolder):
+    """Default mode: pack inside the bundle, drain in finish_bundle."""
+
+    def __init__(self, settings: SinkSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self._writer = None
+
+    def setup(self) -> None:
+        self._open()
+
+    def process(
+        self,
+        element: Any,
+        timestamp: Any = beam.DoFn.TimestampParam,
+        window: Any = beam.DoFn.WindowParam,
+        pane: Any = beam.DoFn.PaneInfoParam,
+    ) -> Iterable[Any]:
+        writer = self._open()
+        context = (timestamp, (window,), pane)
+        ts = _micros(timestamp)
+        converted = self.settings.converter.convert(element)
+        if isinstance(converted, Rejection):
+            writer.dead_letter(_rejection_letter(self.settings.stream, converted, ts), context)
+        else:
+            writer.add(converted.record, converted.size, context, ts)
+        yield from _emit(writer.take_outcomes())
+
+    def finish_bundle(self) -> Iterable[Any]:
+        writer = self._open()
+        writer.flush(self.settings.flush_timeout_seconds)
+        yield from _emit(writer.take_outcomes())
+
+    def teardown(self) -> None:
+        self._close()
+
+
+class ShardedRecord(NamedTuple):
+    """A record on its way through GroupIntoBatches (cross-bundle mode)."""
+
+    data: bytes
+    partition_key: str
+    explicit_hash_key: Optional[str]
+    size: int
+    element_timestamp_micros: Optional[int]
+
+
+beam.coders.registry.register_coder(ShardedRecord, beam.coders.RowCoder)
+
+
+class _AssignShardFn(beam.DoFn, _WriterHolder):
+    """Cross-bundle mode, step 1: convert, check, key each record by its shard."""
+
+    def __init__(self, settings: SinkSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self._writer = None
+
+    def setup(self) -> None:
+        self._open()
+
+    def process(self, element: Any, timestamp: Any = beam.DoFn.TimestampParam) -> Iterable[Any]:
+        ts = _micros(timestamp)
+        converted = self.settings.converter.convert(element)
+        if isinstance(converted, Rejection):
+            letter = _rejection_letter(self.settings.stream, converted, ts)
+            BeamMetrics().dead_letter(letter.error_code)
+            yield TaggedOutput(DEAD_LETTERS, letter)
+            return
+        assert isinstance(converted, Converted)
+        writer = self._open()
+        writer._ensure_shard_map()
+        record = converted.record
+        assert writer.shard_map is not None
+        shard = writer.shard_map.shard_for(hash_key_of(record.partition_key, record.explicit_hash_key))
+        yield (
+            shard.shard_id,
+            ShardedRecord(record.data, record.partition_key, record.explicit_hash_key, converted.size, ts),
+        )
+
+    def teardown(self) -> None:
+        self._close()
+
+
+class _WriteBatchesFn(beam.DoFn, _WriterHolder):
+    """Cross-bundle mode, step 2: write each batch GroupIntoBatches released."""
+
+    def __init__(self, settings: SinkSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self._writer = None
+
+    def setup(self) -> None:
+        self._open()
+
+    def process(
+        self,
+        keyed_batch: Any,
+        window: Any = beam.DoFn.WindowParam,
+        pane: Any = beam.DoFn.PaneInfoParam,
+    ) -> Iterable[Any]:
+        from apache_beam.utils.timestamp import Timestamp
+
+        _, batch = keyed_batch
+        writer = self._open()
+        for item in batch:
+            ts = item.element_timestamp_micros
+            context = (Timestamp(micros=ts) if ts is not None else Timestamp(0), (window,), pane)
+            writer.add(KinesisRecord(item.data, item.partition_key, item.explicit_hash_key), item.size,
+                       context, ts)
+            yield from _emit(writer.take_outcomes())
+        writer.flush(self.settings.flush_timeout_seconds)
+        yield from _emit(writer.take_outcomes())
+
+    def teardown(self) -> None:
+        self._close()
