@@ -1,0 +1,71 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from beam_kinesis_sink.limits import Limits
+from beam_kinesis_sink.packing import pack, take_prefix
+
+limits_strategy = st.builds(
+    lambda n, rec, extra: Limits(
+        max_records_per_request=n, max_record_bytes=rec, max_request_bytes=rec + extra
+    ),
+    st.integers(1, 20),
+    st.integers(1, 200),
+    st.integers(0, 600),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.integers(0, 260), max_size=200), limits_strategy)
+def test_pack_properties(sizes, limits):
+    requests, rejected = pack(sizes, limits)
+    # No request breaks a limit.
+    for request in requests:
+        assert 1 <= len(request) <= limits.max_records_per_request
+        assert sum(sizes[i] for i in request) <= limits.max_request_bytes
+        assert all(sizes[i] <= limits.max_record_bytes for i in request)
+    # Every record is in exactly one request, or rejected (and only if oversized).
+    placed = [i for request in requests for i in request]
+    assert sorted(placed + rejected) == list(range(len(sizes)))
+    assert all(sizes[i] > limits.max_record_bytes for i in rejected)
+    # Order is kept.
+    assert placed == sorted(placed)
+    # Greedy: the next request's first record would not have fit in the previous one.
+    for previous, following in zip(requests, requests[1:]):
+        first = sizes[following[0]]
+        assert (
+            len(previous) == limits.max_records_per_request
+            or sum(sizes[i] for i in previous) + first > limits.max_request_bytes
+        )
+
+
+def test_pack_defaults_split_at_500_records_and_5_mib():
+    limits = Limits()
+    requests, rejected = pack([10] * 1001, limits)
+    assert [len(r) for r in requests] == [500, 500, 1]
+    one_mib = 1024 * 1024
+    requests, rejected = pack([one_mib] * 6 + [one_mib + 1], limits)
+    assert [len(r) for r in requests] == [5, 1]
+    assert rejected == [6]
+
+
+def test_take_prefix_respects_budgets_but_always_takes_one():
+    limits = Limits(max_records_per_request=10, max_request_bytes=100, max_record_bytes=100)
+    assert take_prefix([10] * 20, limits) == (10, 100)
+    assert take_prefix([10] * 20, limits, max_records=3) == (3, 30)
+    assert take_prefix([10] * 20, limits, max_bytes=25) == (2, 20)
+    # A budget smaller than one record still lets the first record go.
+    assert take_prefix([50, 10], limits, max_bytes=5) == (1, 50)
+    assert take_prefix([50, 10], limits, max_records=0) == (1, 50)
+    assert take_prefix([], limits) == (0, 0)
+
+
+@given(st.lists(st.integers(1, 100), min_size=1, max_size=50), st.integers(0, 30), st.integers(0, 300))
+def test_take_prefix_matches_first_request_of_pack(sizes, max_records, max_bytes):
+    limits = Limits(max_records_per_request=25, max_request_bytes=400, max_record_bytes=100)
+    count, nbytes = take_prefix(sizes, limits, max_records=max_records, max_bytes=max_bytes)
+    assert 1 <= count <= len(sizes)
+    assert nbytes == sum(sizes[:count])
+    assert count <= max(1, max_records)
+    assert count == 1 or nbytes <= max_bytes
+    first_request, _ = pack(sizes, limits)
+    assert count <= len(first_request[0])

@@ -1,0 +1,272 @@
+"""The writer engine's bookkeeping, driven by a scripted fake client.
+
+Retries, splitting, dead letters and back-pressure are checked here with
+exact expectations; the integration tests check the same paths against real
+servers behind the fault front.
+"""
+
+import random
+import threading
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from beam_kinesis_sink.errors import FatalStreamError
+from beam_kinesis_sink.limits import Limits
+from beam_kinesis_sink.metrics import CountingMetrics
+from beam_kinesis_sink.rate_limit import RateLimitConfig
+from beam_kinesis_sink.records import DeadLetter, ErrorCode, KinesisRecord, WriteReceipt
+from beam_kinesis_sink.retry import RetryPolicy
+from beam_kinesis_sink.writer import KinesisWriter, WriterOptions
+from tests.unit.fakes import FakeKinesis, client_error, one_shard
+
+FAST = RetryPolicy(max_attempts=5, max_elapsed_seconds=30, base_delay=0.001, max_delay=0.005)
+NO_RATE = RateLimitConfig(enabled=False)
+
+
+def options(**kw):
+    base = dict(retry=FAST, rate_limit=NO_RATE, max_in_flight=4)
+    base.update(kw)
+    return WriterOptions(**base)
+
+
+def records(n, prefix="k"):
+    return [KinesisRecord(f"data-{i}".encode(), f"{prefix}{i}") for i in range(n)]
+
+
+def run(writer, recs, timeout=30):
+    for i, r in enumerate(recs):
+        writer.add(r, len(r.data) + len(r.partition_key), context=i)
+    writer.flush(timeout)
+    outcomes = writer.take_outcomes()
+    writer.close()
+    return outcomes
+
+
+def split(outcomes):
+    written = [(v, c) for v, c in outcomes if isinstance(v, WriteReceipt)]
+    dead = [(v, c) for v, c in outcomes if isinstance(v, DeadLetter)]
+    return written, dead
+
+
+def test_everything_is_written_once_with_receipts_and_shard_order():
+    fake = FakeKinesis()
+    metrics = CountingMetrics()
+    recs = records(2000)
+    outcomes = run(KinesisWriter(fake, "s", options(), metrics=metrics), recs)
+    written, dead = split(outcomes)
+    assert not dead
+    assert sorted(c for _, c in written) == list(range(2000))
+    assert len(fake.written) == 2000
+    # Per shard, records arrive in input order.
+    by_shard = {}
+    for r in fake.written:
+        by_shard.setdefault(fake._shard_of(r), []).append(int(r["PartitionKey"][1:]))
+    assert len(by_shard) == 4
+    for keys in by_shard.values():
+        assert keys == sorted(keys)
+    # Each request holds one shard's records only, and at most 500.
+    for call in fake.calls:
+        assert len(call) <= 500
+        assert len({fake._shard_of(r) for r in call}) == 1
+    assert metrics.counters["records_written"] == 2000
+    assert metrics.counters["put_records_calls"] == len(fake.calls)
+    receipt = written[0][0]
+    assert receipt.shard_id.startswith("shardId-") and receipt.sequence_number
+    assert receipt.attempts == 1
+
+
+def test_only_failed_entries_are_retried_in_order():
+    def script(call, recs):
+        if call == 0:
+            return [("InternalFailure" if i % 3 == 0 else None) for i in range(len(recs))]
+        return [None] * len(recs)
+
+    fake = FakeKinesis(script, shards=one_shard())
+    metrics = CountingMetrics()
+    recs = records(30)
+    outcomes = run(KinesisWriter(fake, "s", options(), metrics=metrics), recs)
+    written, dead = split(outcomes)
+    assert not dead and len(written) == 30
+    assert len(fake.calls) == 2
+    retried = [r["PartitionKey"] for r in fake.calls[1]]
+    assert retried == [f"k{i}" for i in range(0, 30, 3)]
+    assert metrics.counters["records_retried"] == 10
+    attempts = {v.partition_key: v.attempts for v, _ in written}
+    assert attempts["k0"] == 2 and attempts["k1"] == 1
+
+
+def test_retry_budget_exhausted_goes_to_dead_letters_with_last_error():
+    fake = FakeKinesis(lambda call, recs: ["ProvisionedThroughputExceededException"] * len(recs))
+    metrics = CountingMetrics()
+    outcomes = run(KinesisWriter(fake, "s", options(), metrics=metrics), records(10))
+    written, dead = split(outcomes)
+    assert not written and len(dead) == 10
+    letter = dead[0][0]
+    assert letter.error_code == "ProvisionedThroughputExceededException"
+    assert letter.attempts == FAST.max_attempts
+    assert letter.data.startswith(b"data-") and letter.partition_key.startswith("k")
+    assert "gave up after 5 attempts" in letter.error_message
+    assert metrics.counters["records_throttled"] == 10 * FAST.max_attempts
+    assert metrics.counters["dead_letters_ProvisionedThroughputExceededException"] == 10
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [client_error("ServiceUnavailable", status=503), client_error("InternalFailure", status=500),
+     ConnectionResetError("dropped")],
+)
+def test_whole_request_transient_errors_are_retried(exc):
+    calls = []
+
+    def script(call, recs):
+        calls.append(call)
+        if call < 2:
+            raise exc
+        return [None] * len(recs)
+
+    fake = FakeKinesis(script, shards=one_shard())
+    metrics = CountingMetrics()
+    outcomes = run(KinesisWriter(fake, "s", options(), metrics=metrics), records(20))
+    written, dead = split(outcomes)
+    assert len(written) == 20 and not dead
+    assert metrics.counters["put_records_failed_calls"] == 2  # the fault fired twice
+    assert {v.attempts for v, _ in written} == {3}
+
+
+def test_validation_error_splits_until_the_bad_record_is_alone():
+    poison = "k13"
+
+    def script(call, recs):
+        if any(r["PartitionKey"] == poison for r in recs):
+            raise client_error("ValidationException", "1 validation error detected")
+        return [None] * len(recs)
+
+    fake = FakeKinesis(script, shards=one_shard())
+    outcomes = run(KinesisWriter(fake, "s", options()), records(40))
+    written, dead = split(outcomes)
+    assert [v.partition_key for v, _ in dead] == [poison]
+    assert dead[0][0].error_code == "ValidationException"
+    assert len(written) == 39
+    assert len(fake.calls) > 2  # it really split
+    assert all(len(c) <= 40 for c in fake.calls)
+
+
+def test_fatal_errors_go_to_dead_letters_by_default():
+    fake = FakeKinesis(lambda call, recs: (_ for _ in ()).throw(
+        client_error("AccessDeniedException", "User: arn:aws:iam::1:user/x is not authorized")))
+    metrics = CountingMetrics()
+    outcomes = run(KinesisWriter(fake, "s", options(), metrics=metrics), records(50))
+    written, dead = split(outcomes)
+    assert not written and len(dead) == 50
+    assert {v.error_code for v, _ in dead} == {"AccessDeniedException"}
+    assert {v.attempts for v, _ in dead} == {1}  # not retried
+    assert metrics.counters["dead_letters_AccessDeniedException"] == 50
+
+
+def test_fatal_errors_fail_when_asked_and_hide_secrets():
+    secret = "SECRETSECRETSECRETSECRET1234"
+    fake = FakeKinesis(lambda call, recs: (_ for _ in ()).throw(
+        client_error("AccessDeniedException", f"denied for {secret} and AKIAABCDEFGHIJKLMNOP")))
+    writer = KinesisWriter(fake, "s", options(on_fatal_error="fail"), secrets=(secret,))
+    with pytest.raises(FatalStreamError) as info:
+        run(writer, records(5))
+    assert "AccessDeniedException" in str(info.value)
+    assert secret not in str(info.value) and "AKIAABCDEFGHIJKLMNOP" not in str(info.value)
+
+
+def test_missing_stream_at_list_shards_still_dead_letters_every_record():
+    fake = FakeKinesis(lambda call, recs: (_ for _ in ()).throw(
+        client_error("ResourceNotFoundException", "Stream s not found")))
+    fake.shards = client_error("ResourceNotFoundException", "Stream s not found")
+    outcomes = run(KinesisWriter(fake, "s", options()), records(7))
+    written, dead = split(outcomes)
+    assert not written and len(dead) == 7
+    assert {v.error_code for v, _ in dead} == {"ResourceNotFoundException"}
+
+
+def test_back_pressure_bounds_the_buffer():
+    gate = threading.Event()
+
+    def slow(call, recs):
+        gate.wait(0.01)
+        return [None] * len(recs)
+
+    fake = FakeKinesis(slow)
+    writer = KinesisWriter(fake, "s", options(max_buffered_records=1000, max_in_flight=2,
+                                              limits=Limits(max_records_per_request=100)))
+    outcomes = run(writer, records(20_000))
+    assert len(split(outcomes)[0]) == 20_000
+    # The bound plus at most one record that triggered the wait.
+    assert writer.stats.max_buffered_records <= 1001
+
+
+def test_flush_deadline_dead_letters_what_is_left_and_returns():
+    release = threading.Event()
+
+    def hang(call, recs):
+        release.wait(5)
+        return [None] * len(recs)
+
+    fake = FakeKinesis(hang)
+    writer = KinesisWriter(fake, "s", options(in_flight_grace_seconds=0.2))
+    start = time.monotonic()
+    outcomes = run(writer, records(3000), timeout=0.3)
+    elapsed = time.monotonic() - start
+    release.set()
+    written, dead = split(outcomes)
+    assert elapsed < 3
+    assert len(written) + len(dead) == 3000
+    assert dead and {v.error_code for v, _ in dead} == {ErrorCode.DEADLINE_EXCEEDED}
+
+
+def test_receipt_on_an_unexpected_shard_refreshes_the_map():
+    fake = FakeKinesis()
+    writer = KinesisWriter(fake, "s", options(shard_map_min_refresh_seconds=0))
+    # The client believes in one shard; the server has four.
+    fake_shards = fake.shards
+    fake.shards = one_shard()
+    writer._ensure_shard_map()
+    fake.shards = fake_shards
+    before = fake.list_shards_calls
+    run(writer, records(100))
+    assert fake.list_shards_calls > before
+    assert len(writer.shard_map) == 4
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 1500),
+    record_fail=st.floats(0, 0.6),
+    call_fail=st.floats(0, 0.4),
+)
+def test_no_record_is_lost_or_doubled_under_random_faults(seed, n, record_fail, call_fail):
+    rng = random.Random(seed)
+    lock = threading.Lock()
+
+    def script(call, recs):
+        with lock:
+            if rng.random() < call_fail:
+                raise client_error(rng.choice(["ServiceUnavailable", "InternalFailure"]), status=503)
+            return [
+                (rng.choice(["InternalFailure", "ProvisionedThroughputExceededException"])
+                 if rng.random() < record_fail else None)
+                for _ in recs
+            ]
+
+    fake = FakeKinesis(script)
+    writer = KinesisWriter(fake, "s", options(), rand=random.Random(seed).random)
+    outcomes = run(writer, records(n))
+    written, dead = split(outcomes)
+    contexts = sorted(c for _, c in outcomes)
+    assert contexts == list(range(n))  # every record exactly one outcome
+    assert len(fake.written) == len(written)  # each receipt is one write, none twice
+    assert {r["PartitionKey"] for r in fake.written} == {v.partition_key for v, _ in written}
+    for v, _ in dead:
+        assert v.error_code in ("InternalFailure", "ProvisionedThroughputExceededException",
+                                "ServiceUnavailable")
+        assert v.attempts == FAST.max_attempts
+    assert writer.buffered_records == 0
