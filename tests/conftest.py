@@ -1,0 +1,47 @@
+"""Session fixtures shared by every test tier: real local Kinesis servers."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Iterator
+
+import pytest
+
+from beam_kinesis_sink.testing.local_servers import LocalKinesis, start_kinesalite, start_kinesis_mock
+
+# The sink reads credentials through boto3's default chain; local servers accept anything.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+_names = itertools.count()
+
+
+def unique_stream(prefix: str = "s") -> str:
+    return f"{prefix}-{os.getpid()}-{next(_names)}"
+
+
+@pytest.fixture(scope="session")
+def kinesalite() -> Iterator[LocalKinesis]:
+    server = start_kinesalite(shard_limit=10_000)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def kinesis_mock() -> Iterator[LocalKinesis]:
+    server = start_kinesis_mock(shard_limit=10_000)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["kinesalite", "kinesis-mock"])
+def server(request: pytest.FixtureRequest) -> LocalKinesis:
+    """Each test that takes ``server`` runs once against each real server."""
+    name = "kinesalite" if request.param == "kinesalite" else "kinesis_mock"
+    return request.getfixturevalue(name)
