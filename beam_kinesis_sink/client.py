@@ -50,8 +50,8 @@ class ClientConfig:
         return (self.aws_access_key_id, self.aws_secret_access_key, self.aws_session_token)
 
     def create_client(self) -> Any:
-        """Build a boto3 Kinesis client. botocore's own retries are limited to
-        a few attempts for connection errors; the sink owns the retry budget."""
+        """Build a boto3 Kinesis client with botocore's retries off: the sink
+        owns the retry budget, and counts every attempt."""
         import boto3
         from botocore.config import Config
 
@@ -77,7 +77,9 @@ class ClientConfig:
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             max_pool_connections=self.max_pool_connections,
-            retries={"mode": "standard", "max_attempts": 1},
+            # total_max_attempts=1: botocore makes exactly one attempt (its
+            # "max_attempts" would count retries, i.e. a hidden second try).
+            retries={"mode": "standard", "total_max_attempts": 1},
             parameter_validation=not self.skip_parameter_validation,
         )
         kwargs: dict[str, Any] = {"config": config}

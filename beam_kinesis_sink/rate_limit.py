@@ -1,11 +1,16 @@
 """Per-shard client-side rate limiting: token buckets adapted by AIMD.
 
 Kinesis admits 1,000 records/s and 1 MiB/s per shard. Each shard gets a
-token bucket for records and one for bytes. The rate adapts to feedback:
-when a request to the shard is throttled, the rate is multiplied by
-``decrease_factor``; after each request without throttling it grows by
-``increase_fraction`` of the nominal rate, up to ``max_rate_factor`` times
-the nominal rate. A shard whose real limit is lower (a busy shard shared with
+token bucket for records and one for bytes. The rate adapts to feedback
+(AIMD): when a request to the shard is throttled, the rate is multiplied by
+``1 - throttled_share`` (the share of the request's records that were
+throttled, at least ``min_decrease``), but never by less than
+``decrease_factor``; a request that was wholly throttled halves it. After
+each request without throttling the rate grows by ``increase_fraction`` of
+the nominal rate, up to ``max_rate_factor`` times the nominal rate. A
+proportional decrease keeps a shard that is a few percent too fast from
+losing a third of its rate, which at two requests per second per shard
+takes seconds to win back. A shard whose real limit is lower (a busy shard shared with
 live producers, a hot key) settles near that limit; a stream with a higher
 limit can be allowed to probe above nominal with ``max_rate_factor > 1``.
 
@@ -26,9 +31,10 @@ class RateLimitConfig:
     records_per_second: float = 1000.0
     bytes_per_second: float = 1024.0 * 1024.0
     #: bucket capacity, in seconds of the current rate
-    burst_seconds: float = 0.2
-    decrease_factor: float = 0.7
-    increase_fraction: float = 0.02
+    burst_seconds: float = 1.0
+    decrease_factor: float = 0.5
+    min_decrease: float = 0.05
+    increase_fraction: float = 0.05
     min_rate_fraction: float = 0.02
     max_rate_factor: float = 1.0
     #: keep a fraction of the nominal rate free (e.g. for live producers)
@@ -70,7 +76,7 @@ class TokenBucket:
         """Seconds until ``amount`` tokens (capped at capacity) are available."""
         self._refill()
         needed = min(amount, self.capacity) - self.level
-        if needed <= 0:
+        if needed <= 1e-6:  # float residue must not become a wait that never ends
             return 0.0
         return needed / self.rate
 
@@ -119,11 +125,13 @@ class ShardLimiter:
         self.records.give_back(records)
         self.bytes.give_back(nbytes)
 
-    def on_result(self, throttled: bool) -> None:
+    def on_result(self, throttled_share: float) -> None:
+        """Adapt to one request's outcome: the share of its records throttled."""
         cfg = self.config
-        if throttled:
+        if throttled_share > 0:
             self.throttle_events += 1
-            self.factor = max(cfg.min_rate_fraction, self.factor * cfg.decrease_factor)
+            keep = max(cfg.decrease_factor, 1.0 - max(cfg.min_decrease, throttled_share))
+            self.factor = max(cfg.min_rate_fraction, self.factor * keep)
         else:
             self.factor = min(cfg.max_rate_factor, self.factor + cfg.increase_fraction)
         self._apply()
@@ -190,9 +198,9 @@ class RateLimiter:
         if self.global_limit is not None:
             self.global_limit.bucket.take(records)
 
-    def on_result(self, shard_id: str, throttled: bool) -> None:
+    def on_result(self, shard_id: str, throttled_share: float) -> None:
         if self.config.enabled:
-            self.shard(shard_id).on_result(throttled)
+            self.shard(shard_id).on_result(throttled_share)
 
     def factors(self) -> Dict[str, float]:
         return {k: v.factor for k, v in self._shards.items()}

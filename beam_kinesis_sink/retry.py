@@ -158,7 +158,7 @@ class RetryPolicy:
     ``uniform(0, min(max_delay, base_delay * 2 ** (attempt - 1)))``.
     """
 
-    max_attempts: int = 10
+    max_attempts: int = 20
     max_elapsed_seconds: float = 120.0
     base_delay: float = 0.1
     max_delay: float = 5.0

@@ -63,7 +63,7 @@ class WriteToKinesis(beam.PTransform):
       max_record_bytes: default 1 MiB, data plus partition key. Streams whose
         ``MaxRecordSizeInKiB`` was raised may use up to 10 MiB.
       max_attempts: PutRecords attempts per record before it is dead-lettered
-        (default 10).
+        (default 20).
       max_retry_seconds: time budget per record from its first attempt
         (default 120).
       base_backoff_seconds / max_backoff_seconds: full-jitter exponential
@@ -103,7 +103,7 @@ class WriteToKinesis(beam.PTransform):
         max_records_per_request: int = 500,
         max_request_bytes: int = 5 * MiB,
         max_record_bytes: int = 1 * MiB,
-        max_attempts: int = 10,
+        max_attempts: int = 20,
         max_retry_seconds: float = 120.0,
         base_backoff_seconds: float = 0.1,
         max_backoff_seconds: float = 5.0,

@@ -11,6 +11,7 @@ receipt or dead letter is emitted in them.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, NamedTuple, Optional
@@ -25,6 +26,8 @@ from beam_kinesis_sink.metrics import BeamMetrics
 from beam_kinesis_sink.records import DeadLetter, KinesisRecord, WriteReceipt
 from beam_kinesis_sink.sharding import hash_key_of
 from beam_kinesis_sink.writer import KinesisWriter, WriterOptions
+
+_LOG = logging.getLogger(__name__)
 
 WRITTEN = "written"
 DEAD_LETTERS = "dead_letters"
@@ -112,6 +115,12 @@ class _WriteFn(beam.DoFn, _WriterHolder):
 
     def setup(self) -> None:
         self._open()
+
+    def start_bundle(self) -> None:
+        # A bundle that failed half-way is retried by the runner: drop what it left.
+        forgotten = self._open().reset()
+        if forgotten:
+            _LOG.warning("dropped %d records left by a failed bundle; the runner retries them", forgotten)
 
     def process(
         self,
@@ -207,6 +216,7 @@ class _WriteBatchesFn(beam.DoFn, _WriterHolder):
 
         _, batch = keyed_batch
         writer = self._open()
+        writer.reset()  # leftovers of a failed attempt are retried by the runner
         for item in batch:
             ts = item.element_timestamp_micros
             context = (Timestamp(micros=ts) if ts is not None else Timestamp(0), (window,), pane)

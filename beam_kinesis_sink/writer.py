@@ -205,6 +205,25 @@ class KinesisWriter:
     def buffered_records(self) -> int:
         return self._buffered_records
 
+    def reset(self) -> int:
+        """Forget everything buffered, in flight or not yet emitted.
+
+        Called at the start of each bundle: if the previous bundle failed
+        half-way, the runner retries its elements, so the leftovers of the
+        failed attempt must not be written or reported a second time. Calls
+        still in flight finish on their own; their results are ignored.
+        Returns the number of records forgotten.
+        """
+        forgotten = self._buffered_records
+        for future in self._futures:
+            future.cancel()
+        self._futures.clear()
+        self._queues.clear()
+        self._outcomes.clear()
+        self._buffered_records = 0
+        self._buffered_bytes = 0
+        return forgotten
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -480,7 +499,7 @@ class KinesisWriter:
         if throttled:
             self.stats.records_throttled += throttled
             self.metrics.inc(m.RECORDS_THROTTLED, throttled)
-        self.rate_limiter.on_result(batch.shard_id, throttled > 0)
+        self.rate_limiter.on_result(batch.shard_id, throttled / len(batch.items))
         if failed:
             # Each record keeps its own last error.
             for p in failed:
@@ -498,7 +517,7 @@ class KinesisWriter:
             if c.throttled:
                 self.stats.records_throttled += len(batch.items)
                 self.metrics.inc(m.RECORDS_THROTTLED, len(batch.items))
-            self.rate_limiter.on_result(batch.shard_id, c.throttled)
+            self.rate_limiter.on_result(batch.shard_id, 1.0 if c.throttled else 0.0)
             self._retry_or_drop(batch, batch.items, c.error_code, message)
         elif c.action is Action.SPLIT:
             if len(batch.items) == 1:

@@ -45,3 +45,20 @@ def server(request: pytest.FixtureRequest) -> LocalKinesis:
     """Each test that takes ``server`` runs once against each real server."""
     name = "kinesalite" if request.param == "kinesalite" else "kinesis_mock"
     return request.getfixturevalue(name)
+
+
+# ---------------------------------------------------------------- reports
+_REPORT: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def report():
+    """Lines a test wants shown in the terminal summary (e.g. duplicate counts)."""
+    return _REPORT.append
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest hook
+    if _REPORT:
+        terminalreporter.section("beam-kinesis-sink reports")
+        for line in _REPORT:
+            terminalreporter.write_line(line)

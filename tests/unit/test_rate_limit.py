@@ -30,21 +30,32 @@ def test_aimd_decreases_on_throttle_and_recovers_to_nominal():
     limiter = RateLimiter(RateLimitConfig(records_per_second=1000, decrease_factor=0.5,
                                           increase_fraction=0.1), clock)
     shard = limiter.shard("s")
-    limiter.on_result("s", throttled=True)
+    limiter.on_result("s", 1.0)  # a wholly throttled request halves the rate
     assert shard.factor == 0.5
     assert shard.records.rate == 500
-    limiter.on_result("s", throttled=True)
+    limiter.on_result("s", 1.0)
     assert shard.factor == 0.25
     for _ in range(100):
-        limiter.on_result("s", throttled=False)
+        limiter.on_result("s", 0.0)
     assert shard.factor == 1.0  # capped at max_rate_factor
     assert shard.records.rate == 1000
+
+
+def test_decrease_is_proportional_to_the_throttled_share():
+    limiter = RateLimiter(RateLimitConfig(decrease_factor=0.5, min_decrease=0.05), FakeClock())
+    shard = limiter.shard("s")
+    limiter.on_result("s", 0.2)  # 20% throttled: 20% slower
+    assert abs(shard.factor - 0.8) < 1e-9
+    limiter.on_result("s", 0.01)  # a trace of throttling still costs min_decrease
+    assert abs(shard.factor - 0.8 * 0.95) < 1e-9
+    limiter.on_result("s", 0.9)  # never below decrease_factor in one step
+    assert abs(shard.factor - 0.8 * 0.95 * 0.5) < 1e-9
 
 
 def test_rate_never_falls_below_the_floor():
     limiter = RateLimiter(RateLimitConfig(min_rate_fraction=0.05), FakeClock())
     for _ in range(100):
-        limiter.on_result("s", throttled=True)
+        limiter.on_result("s", 1.0)
     assert limiter.shard("s").factor == 0.05
 
 
@@ -59,8 +70,9 @@ def test_sustained_rate_matches_config():
             continue
         limiter.acquire("s", 100, 100)
         sent += 100
-    # 10 s at 1000/s plus the initial burst (0.2 s worth).
-    assert 10_000 <= sent <= 10_300
+    # 10 s at 1000/s plus the initial burst (burst_seconds worth).
+    burst = RateLimitConfig().burst_seconds * 1000
+    assert 10_000 <= sent <= 10_000 + burst + 100
 
 
 def test_global_cap_limits_across_shards():

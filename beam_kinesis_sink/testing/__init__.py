@@ -1,0 +1,55 @@
+"""Test tooling for beam-kinesis-sink: local Kinesis servers, a fault-injecting
+front and a reader that reads a stream back.
+
+Nothing here is imported by the sink itself. The modules use only the standard
+library plus boto3/botocore.
+
+- :mod:`beam_kinesis_sink.testing.local_servers`: start kinesalite or
+  kinesis-mock (npm packages, ``npm ci`` at the repo root) as subprocesses.
+- :mod:`beam_kinesis_sink.testing.fault_front`: an HTTP front that enforces
+  the service limits the emulators leave out (request/record sizes, per-shard
+  throttling) and injects faults (per-record InternalFailure, HTTP 500/503,
+  dropped connections, latency, access denied, missing streams).
+- :mod:`beam_kinesis_sink.testing.readback`: read every record of a stream.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Imported lazily, so that ``python -m beam_kinesis_sink.testing.fault_front``
+# does not import its own module twice.
+_EXPORTS = {
+    "FaultConfig": "fault_front",
+    "FaultFront": "fault_front",
+    "FrontStats": "fault_front",
+    "RemoteFaultFront": "fault_front",
+    "start_fault_front_process": "fault_front",
+    "achieved_rates": "fault_front",
+    "peak_rates": "fault_front",
+    "LocalKinesis": "local_servers",
+    "LocalServerError": "local_servers",
+    "start_kinesalite": "local_servers",
+    "start_kinesis_mock": "local_servers",
+    "PortTakenError": "local_servers",
+    "make_client": "local_servers",
+    "create_stream": "local_servers",
+    "wait_active": "local_servers",
+    "ShardRange": "readback",
+    "read_all": "readback",
+    "read_all_flat": "readback",
+    "shard_ranges": "readback",
+    "shard_for": "readback",
+    "read_shard": "readback",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+__all__ = sorted(_EXPORTS)
