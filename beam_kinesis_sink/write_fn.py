@@ -24,7 +24,6 @@ from beam_kinesis_sink.client import ClientConfig
 from beam_kinesis_sink.convert import Converted, Converter, Rejection
 from beam_kinesis_sink.metrics import BeamMetrics
 from beam_kinesis_sink.records import DeadLetter, KinesisRecord, WriteReceipt
-from beam_kinesis_sink.sharding import hash_key_of
 from beam_kinesis_sink.writer import KinesisWriter, WriterOptions
 
 _LOG = logging.getLogger(__name__)
@@ -181,13 +180,10 @@ class _AssignShardFn(beam.DoFn, _WriterHolder):
             yield TaggedOutput(DEAD_LETTERS, letter)
             return
         assert isinstance(converted, Converted)
-        writer = self._open()
-        writer._ensure_shard_map()
         record = converted.record
-        assert writer.shard_map is not None
-        shard = writer.shard_map.shard_for(hash_key_of(record.partition_key, record.explicit_hash_key))
+        shard_id = self._open().shard_of(record)
         yield (
-            shard.shard_id,
+            shard_id,
             ShardedRecord(record.data, record.partition_key, record.explicit_hash_key, converted.size, ts),
         )
 

@@ -185,6 +185,12 @@ class KinesisWriter:
             self.stats.max_buffered_bytes = self._buffered_bytes
         self._pump(drain=False, deadline=None)
 
+    def shard_of(self, record: KinesisRecord) -> str:
+        """The shard the current map sends ``record`` to (loading the map if needed)."""
+        self._ensure_shard_map()
+        assert self.shard_map is not None
+        return self.shard_map.shard_for(hash_key_of(record.partition_key, record.explicit_hash_key)).shard_id
+
     def dead_letter(self, letter: DeadLetter, context: Any = None) -> None:
         """Route a record rejected before any request through the same outcome stream."""
         self.metrics.dead_letter(letter.error_code)

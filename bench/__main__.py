@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 import psutil
 
 from beam_kinesis_sink.limits import record_size
+from beam_kinesis_sink.rate_limit import RateLimitConfig
 from beam_kinesis_sink.records import KinesisRecord
 from beam_kinesis_sink.testing.fault_front import FaultConfig, start_fault_front_process
 from beam_kinesis_sink.testing.local_servers import make_client, start_kinesalite
@@ -137,7 +138,7 @@ class Bench:
     def stats(self) -> Any:
         return self.front.stats()
 
-    def run_naive(self, n: int) -> Result:
+    def run_naive(self, n: int, check: bool = True) -> Result:
         stream = self.new_stream()
         with PeakRss() as mem:
             start = time.monotonic()
@@ -147,7 +148,7 @@ class Bench:
         result = Result("naive boto3 loop", n, seconds, self.shards * self.shard_rate, s.records_accepted,
                         s.records_throttled, peak_rss_growth_mib=mem.growth_mib,
                         extra={"calls": out["calls"]})
-        return self.check(result, stream, "naive")
+        return self.check(result, stream, "naive") if check else result
 
     def run_engine(self, n: int, check: bool = True, **options: Any) -> Result:
         stream = self.new_stream()
@@ -205,6 +206,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--only", choices=["naive", "engine", "beam"], action="append")
     parser.add_argument("--memory", type=int, default=0, metavar="N",
                         help="also measure peak memory writing N records under heavy throttling")
+    parser.add_argument("--no-check", action="store_true",
+                        help="in --memory runs, skip reading the stream back")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
     args = parser.parse_args(argv)
     only = set(args.only or ["naive", "engine", "beam"])
@@ -225,19 +228,29 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"  running {name} ...", flush=True)
                 results.append(run())
         if args.memory:
-            print(f"  memory: {args.memory} records, front at {args.shard_rate / 4:.0f} records/s/shard "
-                  "(heavy throttling) ...", flush=True)
-            bench.front.configure(shard_records_per_second=args.shard_rate / 4)
-            heavy = bench.run_engine(args.memory, check=False)
-            heavy.name = "sink engine, heavy throttling (memory)"
-            heavy.provisioned_rate = args.shards * args.shard_rate / 4
+            print(f"  memory: {args.memory} records with the sink's rate limiter off, so the front "
+                  "throttles everything over the provisioned rate (heavy throttling) ...", flush=True)
+            heavy = bench.run_engine(args.memory, check=not args.no_check,
+                                     rate_limit=RateLimitConfig(enabled=False))
+            heavy.name = "sink engine, limiter off (memory)"
             results.append(heavy)
-            bench.front.configure(shard_records_per_second=args.shard_rate)
+            print(f"  memory: {args.memory} records, sink with its defaults ...", flush=True)
+            limited = bench.run_engine(args.memory, check=not args.no_check)
+            limited.name = "sink engine, defaults (memory)"
+            results.append(limited)
+            print(f"  memory: {args.memory} records, naive loop ...", flush=True)
+            naive = bench.run_naive(args.memory, check=not args.no_check)
+            naive.name = "naive boto3 loop (memory)"
+            results.append(naive)
     finally:
         bench.close()
 
-    baseline = next((r for r in results if r.name.startswith("naive")), None)
-    rows = [r.row(baseline) for r in results]
+    def baseline_for(r: Result) -> Optional[Result]:
+        group = "(memory)" in r.name
+        return next((b for b in results if b.name.startswith("naive") and ("(memory)" in b.name) == group),
+                    None)
+
+    rows = [r.row(baseline_for(r)) for r in results]
     print()
     header = f"{'run':<40} {'rec/s':>7} {'of prov.':>8} {'vs naive':>8} {'throttled/rec':>13} " \
              f"{'lost':>5} {'dup':>5} {'dead':>5} {'peak RSS +MiB':>13}"

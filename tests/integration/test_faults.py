@@ -23,17 +23,21 @@ from tests.integration.helpers import collect, collected, read_stream
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 N = 20_000
-SHARDS = 8
+SHARDS = 4
 # Well below the sink's nominal 1,000/s: a stream whose real limit differs
-# (busy with live producers), so that throttling fires in every combination.
+# (busy with live producers). The front's bucket holds 0.5 s (200 records),
+# less than the sink's first full request to a shard, so throttling fires in
+# every combination however slow the machine is.
 FRONT_RATE = 400.0
+FRONT_BURST_SECONDS = 0.5
 
 
 @pytest.fixture(scope="module")
 def front(kinesalite):
     front = start_fault_front_process(
         kinesalite.endpoint_url,
-        FaultConfig(throttle=True, shard_records_per_second=FRONT_RATE, record_timeline=False),
+        FaultConfig(throttle=True, shard_records_per_second=FRONT_RATE, burst_seconds=FRONT_BURST_SECONDS,
+                    record_timeline=False),
     )
     try:
         yield front
