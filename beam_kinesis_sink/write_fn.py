@@ -11,6 +11,7 @@ receipt or dead letter is emitted in them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -89,6 +90,9 @@ class _WriterHolder:
     def _open(self) -> KinesisWriter:
         if self._writer is None:
             cfg = self.settings.client_config
+            if cfg.max_pool_connections < self.settings.writer.max_in_flight:
+                # One pooled connection per call in flight, or botocore blocks on the pool.
+                cfg = dataclasses.replace(cfg, max_pool_connections=self.settings.writer.max_in_flight)
             self._writer = KinesisWriter(
                 cfg.create_client(),
                 self.settings.stream,
