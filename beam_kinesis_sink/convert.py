@@ -114,21 +114,31 @@ class Converter:
     explicit_hash_key: Optional[Callable[[Any], Any]] = None
     limits: Limits = Limits()
 
+    def _partition_key_of(self, element: Any) -> Any:
+        if self.partition_key is not None:
+            return self.partition_key(element)
+        if isinstance(element, KinesisRecord):
+            return element.partition_key
+        raise LookupError("no partition_key was given and the element is not a KinesisRecord")
+
+    def _explicit_hash_key_of(self, element: Any) -> Any:
+        if self.explicit_hash_key is not None:
+            return self.explicit_hash_key(element)
+        if isinstance(element, KinesisRecord):
+            return element.explicit_hash_key
+        return None
+
     def convert(self, element: Any) -> Union[Converted, Rejection]:
+        def reject(code: str, message: str, data: Optional[bytes] = None, key: Any = None) -> Rejection:
+            return Rejection(code, message, data, key if isinstance(key, str) else None, None,
+                             preview(element))
+
         data: Optional[bytes]
         if isinstance(element, KinesisRecord) and self.partition_key is None and self.serializer is None:
-            data = element.data
-            key: Any = element.partition_key
-            raw_ehk: Any = element.explicit_hash_key
+            data, key, raw_ehk = element.data, element.partition_key, element.explicit_hash_key
             if not isinstance(data, (bytes, bytearray)):
-                return Rejection(
-                    ErrorCode.SERIALIZATION_ERROR,
-                    f"KinesisRecord.data must be bytes, got {type(data).__name__}",
-                    None,
-                    key if isinstance(key, str) else None,
-                    None,
-                    preview(element),
-                )
+                return reject(ErrorCode.SERIALIZATION_ERROR,
+                              f"KinesisRecord.data must be bytes, got {type(data).__name__}", key=key)
             data = bytes(data)
         else:
             source = element.data if isinstance(element, KinesisRecord) else element
@@ -139,63 +149,24 @@ class Converter:
                 if not isinstance(data, bytes):
                     raise TypeError(f"serializer returned {type(data).__name__}, not bytes")
             except Exception as exc:
-                return Rejection(
-                    ErrorCode.SERIALIZATION_ERROR,
-                    f"serializer failed: {_describe(exc)}",
-                    None,
-                    None,
-                    None,
-                    preview(element),
-                )
-            if self.partition_key is not None:
-                try:
-                    key = self.partition_key(element)
-                except Exception as exc:
-                    return Rejection(
-                        ErrorCode.INVALID_PARTITION_KEY,
-                        f"partition_key function failed (missing key?): {_describe(exc)}",
-                        data,
-                        None,
-                        None,
-                        preview(element),
-                    )
-            elif isinstance(element, KinesisRecord):
-                key = element.partition_key
-            else:
-                return Rejection(
-                    ErrorCode.INVALID_PARTITION_KEY,
-                    "no partition_key was given and the element is not a KinesisRecord",
-                    data,
-                    None,
-                    None,
-                    preview(element),
-                )
-            raw_ehk = None
-            if self.explicit_hash_key is not None:
-                try:
-                    raw_ehk = self.explicit_hash_key(element)
-                except Exception as exc:
-                    return Rejection(
-                        ErrorCode.INVALID_EXPLICIT_HASH_KEY,
-                        f"explicit_hash_key function failed: {_describe(exc)}",
-                        data,
-                        key if isinstance(key, str) else None,
-                        None,
-                        preview(element),
-                    )
-            elif isinstance(element, KinesisRecord):
-                raw_ehk = element.explicit_hash_key
+                return reject(ErrorCode.SERIALIZATION_ERROR, f"serializer failed: {_describe(exc)}")
+            try:
+                key = self._partition_key_of(element)
+            except Exception as exc:
+                return reject(ErrorCode.INVALID_PARTITION_KEY,
+                              f"partition_key function failed (missing key?): {_describe(exc)}", data)
+            try:
+                raw_ehk = self._explicit_hash_key_of(element)
+            except Exception as exc:
+                return reject(ErrorCode.INVALID_EXPLICIT_HASH_KEY,
+                              f"explicit_hash_key function failed: {_describe(exc)}", data, key)
 
         problem = check_partition_key(key)
         if problem:
-            return Rejection(
-                problem[0],
-                problem[1],
-                data,
-                key if isinstance(key, str) else None,
-                None,
-                preview(element) if not isinstance(key, str) else None,
-            )
+            rejection = reject(problem[0], problem[1], data, key)
+            # The element is shown only when the key itself cannot be.
+            return rejection if not isinstance(key, str) else dataclasses.replace(rejection,
+                                                                                 element_preview=None)
         ehk, problem = normalize_explicit_hash_key(raw_ehk)
         if problem:
             return Rejection(problem[0], problem[1], data, key, None, preview(raw_ehk))

@@ -81,11 +81,20 @@ def _emit(outcomes: Iterable[Any]) -> Iterable[Any]:
             yield TaggedOutput(tag, WindowedValue(value, timestamp, windows, pane))
 
 
-class _WriterHolder:
-    """Creates the client and the engine in ``setup``, once per DoFn instance."""
+class _WriterDoFn(beam.DoFn):
+    """Base of the sink's DoFns: holds only the picklable settings; creates
+    the client and the engine in ``setup``, once per DoFn instance."""
 
-    settings: SinkSettings
-    _writer: Optional[KinesisWriter]
+    def __init__(self, settings: SinkSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self._writer: Optional[KinesisWriter] = None
+
+    def setup(self) -> None:
+        self._open()
+
+    def teardown(self) -> None:
+        self._close()
 
     def _open(self) -> KinesisWriter:
         if self._writer is None:
@@ -108,16 +117,8 @@ class _WriterHolder:
             self._writer = None
 
 
-class _WriteFn(beam.DoFn, _WriterHolder):
+class _WriteFn(_WriterDoFn):
     """Default mode: pack inside the bundle, drain in finish_bundle."""
-
-    def __init__(self, settings: SinkSettings) -> None:
-        super().__init__()
-        self.settings = settings
-        self._writer = None
-
-    def setup(self) -> None:
-        self._open()
 
     def start_bundle(self) -> None:
         # A bundle that failed half-way is retried by the runner: drop what it left.
@@ -147,9 +148,6 @@ class _WriteFn(beam.DoFn, _WriterHolder):
         writer.flush(self.settings.flush_timeout_seconds)
         yield from _emit(writer.take_outcomes())
 
-    def teardown(self) -> None:
-        self._close()
-
 
 class ShardedRecord(NamedTuple):
     """A record on its way through GroupIntoBatches (cross-bundle mode)."""
@@ -164,16 +162,8 @@ class ShardedRecord(NamedTuple):
 beam.coders.registry.register_coder(ShardedRecord, beam.coders.RowCoder)
 
 
-class _AssignShardFn(beam.DoFn, _WriterHolder):
+class _AssignShardFn(_WriterDoFn):
     """Cross-bundle mode, step 1: convert, check, key each record by its shard."""
-
-    def __init__(self, settings: SinkSettings) -> None:
-        super().__init__()
-        self.settings = settings
-        self._writer = None
-
-    def setup(self) -> None:
-        self._open()
 
     def process(self, element: Any, timestamp: Any = beam.DoFn.TimestampParam) -> Iterable[Any]:
         ts = _micros(timestamp)
@@ -191,20 +181,9 @@ class _AssignShardFn(beam.DoFn, _WriterHolder):
             ShardedRecord(record.data, record.partition_key, record.explicit_hash_key, converted.size, ts),
         )
 
-    def teardown(self) -> None:
-        self._close()
 
-
-class _WriteBatchesFn(beam.DoFn, _WriterHolder):
+class _WriteBatchesFn(_WriterDoFn):
     """Cross-bundle mode, step 2: write each batch GroupIntoBatches released."""
-
-    def __init__(self, settings: SinkSettings) -> None:
-        super().__init__()
-        self.settings = settings
-        self._writer = None
-
-    def setup(self) -> None:
-        self._open()
 
     def process(
         self,
@@ -225,6 +204,3 @@ class _WriteBatchesFn(beam.DoFn, _WriterHolder):
             yield from _emit(writer.take_outcomes())
         writer.flush(self.settings.flush_timeout_seconds)
         yield from _emit(writer.take_outcomes())
-
-    def teardown(self) -> None:
-        self._close()
