@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install everything the Flink tests need: Java + Maven (Debian packages, only
+# when missing) and, via cluster.py, Flink and Beam's Flink job server into
+# .cache/flink/ (from PyPI and Maven Central). Idempotent; a cached second run
+# downloads nothing and takes well under a second.
+#
+#   scripts/flink/setup.sh            # uses $PYTHON, else .venv/bin/python, else python3
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+need_apt=()
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+if ((${#need_apt[@]})); then
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "setup.sh: missing ${need_apt[*]} and cannot apt-get install them" >&2
+        exit 1
+    fi
+    echo "setup.sh: apt-get install ${need_apt[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+python="${PYTHON:-}"
+if [[ -z "$python" ]]; then
+    if [[ -x "$root/.venv/bin/python" ]]; then python="$root/.venv/bin/python"; else python=python3; fi
+fi
+exec "$python" "$here/cluster.py" install
