@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["beam_kinesis_sink", "beam_kinesis_sink.*", "pipelines", "pipelines.*"]),
-    package_data={"pipelines": ["*.avsc"]},
+    package_data={"beam_kinesis_sink": ["*.avsc"], "pipelines": ["*.avsc"]},
     install_requires=[
         "apache-beam>=2.60",
         "boto3>=1.34",

@@ -7,6 +7,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Iterable, List, Optional, Sequence
 
+#: the id of the one pseudo-shard used while a stream cannot be described
+UNKNOWN_SHARD = "unknown"
+
 
 def hash_key_of(partition_key: str, explicit_hash_key: Optional[str] = None) -> int:
     """The 128-bit hash key Kinesis uses to place a record.

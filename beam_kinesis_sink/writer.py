@@ -43,7 +43,7 @@ from beam_kinesis_sink.retry import (
     redact,
     split_in_two,
 )
-from beam_kinesis_sink.sharding import ShardMap, hash_key_of, list_open_shards
+from beam_kinesis_sink.sharding import UNKNOWN_SHARD, ShardMap, hash_key_of, list_open_shards
 
 _LOG = logging.getLogger(__name__)
 
@@ -335,6 +335,10 @@ class KinesisWriter:
             if head.not_before > now:
                 wake = head.not_before if wake is None else min(wake, head.not_before)
                 continue
+            if not force and len(queue.items) < limits.max_records_per_request and (
+                queue.nbytes <= limits.max_request_bytes
+            ):
+                continue  # cannot fill a request yet: skip the scan below
             full_count, full_bytes = take_prefix((p.size for p in queue.items), limits)
             is_full = full_count < len(queue.items) or full_count >= limits.max_records_per_request
             if not force and not is_full:
@@ -437,7 +441,7 @@ class KinesisWriter:
             error_code=code,
             error_message=redact(message, self._secrets),
             attempts=p.attempts,
-            shard_id=shard_id,
+            shard_id=None if shard_id == UNKNOWN_SHARD else shard_id,
             failed_at_micros=int(self._wall() * 1_000_000),
             element_timestamp_micros=p.element_timestamp_micros,
             element_preview=None,

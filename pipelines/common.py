@@ -1,0 +1,252 @@
+"""What the command-line pipelines share: arguments, AWS settings, files, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import os
+import sys
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from beam_kinesis_sink.client import ClientConfig, stream_name_of
+
+#: nothing was dead-lettered
+EXIT_OK = 0
+#: the pipeline failed (an error that is neither bad input nor a usage error)
+EXIT_FAILED = 1
+#: usage error, or an input that cannot be read at all
+EXIT_USAGE = 2
+#: the run finished and some records were dead-lettered (or could not be replayed)
+EXIT_DEAD_LETTERS = 3
+
+_GLOB_CHARS = set("*?[")
+
+
+class UsageError(Exception):
+    """Bad arguments or an input that cannot be used at all: exit code 2."""
+
+
+# --------------------------------------------------------------------------
+# Arguments
+
+
+def add_aws_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """``--endpoint-url`` and the AWS region.
+
+    ``--region`` is the AWS region, as the issue asks. It shadows Dataflow's
+    own ``--region``: when ``--aws-region`` is given, ``--region`` is left to
+    Beam instead.
+    """
+    parser.add_argument(
+        "--endpoint-url", help="Kinesis endpoint, e.g. http://localhost:4567 for a local server"
+    )
+    parser.add_argument(
+        "--aws-region",
+        help="AWS region of the stream; when given, --region is passed on to Beam (e.g. Dataflow's region)",
+    )
+    if not any(a == "--aws-region" or a.startswith("--aws-region=") for a in argv):
+        parser.add_argument(
+            "--region", dest="aws_region", help="AWS region of the stream (same as --aws-region)"
+        )
+
+
+def split_beam_arguments(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> tuple[argparse.Namespace, list[str]]:
+    """Our arguments, and the rest for Beam. An argument that neither we nor
+    Beam know is a usage error (Beam would only log and drop it)."""
+    args, rest = parser.parse_known_args(list(argv))
+    unknown = unknown_beam_arguments(rest)
+    if unknown:
+        parser.error(
+            "unrecognized arguments: " + " ".join(unknown)
+            + " (neither an option of this command nor a Beam pipeline option)"
+        )
+    return args, rest
+
+
+def unknown_beam_arguments(beam_args: Sequence[str]) -> list[str]:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    if not beam_args:
+        return []
+    options = PipelineOptions(list(beam_args))
+    beam_logger = logging.getLogger("apache_beam.options.pipeline_options")
+    level = beam_logger.level
+    beam_logger.setLevel(logging.ERROR)
+    try:
+        known = options.get_all_options()
+        everything = options.get_all_options(retain_unknown_options=True)
+    finally:
+        beam_logger.setLevel(level)
+    extra = {k for k in everything if k not in known}
+    unknown = []
+    for arg in beam_args:
+        if arg.startswith("--"):
+            name = arg[2:].split("=", 1)[0].replace("-", "_")
+            if name in extra:
+                unknown.append(arg)
+    return unknown
+
+
+def resolve_region(region: Optional[str]) -> str:
+    """The region given, else boto3's (``AWS_REGION``, ``AWS_DEFAULT_REGION``, the profile)."""
+    if region:
+        return region
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        import boto3
+
+        found = boto3.session.Session().region_name
+    except Exception:
+        found = None
+    if not found:
+        raise UsageError("no AWS region: pass --region REGION or set AWS_REGION")
+    return str(found)
+
+
+def client_config(args: argparse.Namespace) -> ClientConfig:
+    return ClientConfig(region_name=resolve_region(args.aws_region), endpoint_url=args.endpoint_url)
+
+
+def buffered_records_for(rate: Optional[float], default: int = 20_000) -> int:
+    """The sink's per-worker buffer bound for a capped rate: about a minute of
+    records (at least 1,000), so that the final flush of a bundle stays well
+    within the sink's flush deadline (600 s) even at a low cap."""
+    if not rate:
+        return default
+    return max(1_000, min(default, int(rate * 60)))
+
+
+def worker_count(options: Any) -> int:
+    """How many workers write at once, from the Beam options given (at least 1):
+    the largest of ``--num_workers``, ``--max_num_workers``, ``--direct_num_workers``
+    and ``--parallelism``."""
+    all_options = options.get_all_options()
+    counts = []
+    for name in ("num_workers", "max_num_workers", "direct_num_workers", "parallelism"):
+        value = all_options.get(name)
+        if isinstance(value, int):
+            if name == "direct_num_workers" and value == 0:
+                value = os.cpu_count() or 1
+            if value > 0:
+                counts.append(value)
+    return max(counts, default=1)
+
+
+# --------------------------------------------------------------------------
+# Files
+
+
+def has_glob(path: str) -> bool:
+    return any(c in _GLOB_CHARS for c in path)
+
+
+def _is_local_dir(path: str) -> bool:
+    return "://" not in path and os.path.isdir(path)
+
+
+def match_files(patterns: Iterable[str], dir_glob: str = "*") -> dict[str, list[str]]:
+    """``{pattern: [file, ...]}`` on any Beam filesystem. A directory (local, or
+    any path ending in ``/``) stands for ``DIR/<dir_glob>``. Directories and
+    the temporary files of Beam sinks (``.temp-beam-*``) are left out."""
+    from apache_beam.io.filesystems import FileSystems
+
+    found: dict[str, list[str]] = {}
+    for pattern in patterns:
+        query = pattern
+        if not has_glob(pattern) and (pattern.endswith("/") or _is_local_dir(pattern)):
+            query = FileSystems.join(pattern.rstrip("/") if "://" not in pattern else pattern, dir_glob)
+        try:
+            metadata = FileSystems.match([query])[0].metadata_list
+        except Exception as exc:
+            raise UsageError(f"cannot list {pattern}: {exc}") from exc
+        paths = []
+        for m in metadata:
+            path = m.path
+            parts = path.replace("\\", "/").split("/")
+            if any(part.startswith(".temp-beam") for part in parts):  # a Beam sink's temporary files
+                continue
+            if _is_local_dir(path):
+                continue
+            paths.append(path)
+        found[pattern] = sorted(paths)
+    return found
+
+
+def expand_inputs(patterns: Sequence[str], dir_glob: str = "*") -> list[str]:
+    """Every file the patterns match, sorted, each once; UsageError if a pattern matches nothing."""
+    matched = match_files(patterns, dir_glob)
+    empty = [p for p, files in matched.items() if not files]
+    if empty:
+        raise UsageError("no file matches " + ", ".join(repr(p) for p in empty))
+    files: list[str] = []
+    seen: set[str] = set()
+    for pattern in patterns:
+        for path in matched[pattern]:
+            if path not in seen:
+                seen.add(path)
+                files.append(path)
+    return files
+
+
+def utc_stamp(now: Optional[datetime.datetime] = None) -> str:
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%SZ")
+
+
+def default_dead_letter_dir(stream: str, kind: str = "") -> str:
+    name = stream_name_of(stream)
+    suffix = f"-{kind}" if kind else ""
+    return os.path.join(".", "dead-letters", f"{name}{suffix}-{utc_stamp()}") + "/"
+
+
+def as_dir(path: str) -> str:
+    return path if path.endswith("/") else path + "/"
+
+
+def dead_letter_files(directory: str) -> list[str]:
+    from beam_kinesis_sink.dead_letter_io import FILE_PREFIX, FILE_SUFFIX
+
+    try:
+        return match_files([as_dir(directory) + FILE_PREFIX + "*" + FILE_SUFFIX])[
+            as_dir(directory) + FILE_PREFIX + "*" + FILE_SUFFIX
+        ]
+    except UsageError:
+        return []
+
+
+# --------------------------------------------------------------------------
+# Output
+
+
+def eprint(*parts: Any) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+LABEL_WIDTH = 28
+
+
+def row(label: str, value: int, note: str = "", level: int = 1) -> str:
+    """One aligned summary line: ``label ... value  note``."""
+    indent = "  " * level
+    line = f"{indent}{label:<{LABEL_WIDTH - len(indent)}}{value:>12,}"
+    return f"{line}  {note}" if note else line
+
+
+def count_lines(counts: Mapping[str, int], level: int = 2) -> list[str]:
+    """``row`` lines for a breakdown (e.g. by error code), largest first."""
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [row(k, v, level=level) for k, v in ordered]
+
+
+def with_prefix(counts: Mapping[str, int], prefix: str) -> dict[str, int]:
+    """``{rest: n}`` for the counters named ``prefix + rest`` (and non-zero)."""
+    return {k[len(prefix):]: v for k, v in counts.items() if k.startswith(prefix) and v}
+
+
+def format_rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:,.0f} records/s" if seconds > 0 else "n/a"

@@ -1,0 +1,318 @@
+"""Summarise dead-letter files.
+
+    python -m pipelines.inspect_dead_letters DIR_OR_GLOB [...] [--json] [--samples N]
+        [--error-code CODE ...] [--since TIME]
+
+Counts by error code, by stream and by shard (where known), the first and
+last failure, and N sample records per error code, with their data decoded
+when it is JSON or UTF-8 text (Avro single-object data shows its schema
+fingerprint), and as a hex preview otherwise. ``--json`` prints one JSON
+object instead (``total``, ``by_error_code``, ...).
+
+A file that is corrupt or not a dead-letter file is named, with the reason,
+and the others are still reported. Plain fastavro over Beam's
+``FileSystems``: any Beam filesystem path works (``s3://``, ``gs://``...).
+
+Exit codes: 0 every file read; 1 some file could not be read (the rest is
+reported); 2 usage error or no file matches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+from beam_kinesis_sink import DeadLetter
+from beam_kinesis_sink.avro_single_object import decode_header, is_single_object
+from beam_kinesis_sink.dead_letter_io import NotADeadLetterError, micros_to_datetime, read_file
+from pipelines import common
+
+PREVIEW_CHARS = 240
+HEX_BYTES = 48
+#: the sink's placeholder shard id when it could not list the stream's shards
+UNKNOWN_SHARD = "unknown"
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+# --------------------------------------------------------------------------
+# Pure parts
+
+
+def parse_since(text: str, now: Optional[datetime.datetime] = None) -> datetime.datetime:
+    """ISO-8601 date or date-time (UTC unless it has an offset), or a relative
+    age such as ``30m``, ``2h``, ``7d``."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    match = _RELATIVE.match(text.strip())
+    if match:
+        return now - datetime.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    value = text.strip()
+    if value.endswith("Z") or value.endswith("z"):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"not an ISO-8601 time nor an age like 2h: {text!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed
+
+
+def iso(micros: Optional[int]) -> Optional[str]:
+    if micros is None:
+        return None
+    value = micros_to_datetime(micros)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _clip(text: str, limit: int = PREVIEW_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def hex_preview(data: bytes, limit: int = HEX_BYTES) -> str:
+    text = data[:limit].hex(" ")
+    return text + (" ..." if len(data) > limit else "")
+
+
+def describe_data(data: Optional[bytes]) -> tuple[str, str]:
+    """``(kind, text)``: kind is ``none``, ``json``, ``text``, ``avro`` or ``hex``."""
+    if data is None:
+        return "none", ""
+    if is_single_object(data):
+        fingerprint, body = decode_header(data)
+        return "avro", f"single-object, schema fingerprint {fingerprint:016x}, body {hex_preview(body)}"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "hex", hex_preview(data)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        printable = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+        return "text", _clip(printable)
+    return "json", _clip(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+
+
+@dataclass
+class Report:
+    """What the files hold, after the filters."""
+
+    samples_per_code: int = 3
+    total: int = 0
+    by_error_code: Counter = field(default_factory=Counter)
+    by_stream: Counter = field(default_factory=Counter)
+    by_shard: Counter = field(default_factory=Counter)
+    shard_unknown: int = 0
+    first_failure: Optional[int] = None
+    last_failure: Optional[int] = None
+    max_attempts: int = 0
+    filtered_out: int = 0
+    samples: dict[str, list[DeadLetter]] = field(default_factory=dict)
+    files_read: list[str] = field(default_factory=list)
+    #: (file, reason) for each file that could not be read, or only in part
+    file_errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, letter: DeadLetter) -> None:
+        self.total += 1
+        self.by_error_code[letter.error_code] += 1
+        self.by_stream[letter.stream] += 1
+        if letter.shard_id and letter.shard_id != UNKNOWN_SHARD:
+            self.by_shard[f"{letter.stream} {letter.shard_id}"] += 1
+        else:
+            self.shard_unknown += 1
+        at = letter.failed_at_micros
+        self.first_failure = at if self.first_failure is None else min(self.first_failure, at)
+        self.last_failure = at if self.last_failure is None else max(self.last_failure, at)
+        self.max_attempts = max(self.max_attempts, letter.attempts)
+        samples = self.samples.setdefault(letter.error_code, [])
+        if len(samples) < self.samples_per_code:
+            samples.append(letter)
+
+
+def sample_dict(letter: DeadLetter) -> dict[str, Any]:
+    kind, text = describe_data(letter.data)
+    return {
+        "failed_at": iso(letter.failed_at_micros),
+        "stream": letter.stream,
+        "partition_key": letter.partition_key,
+        "explicit_hash_key": letter.explicit_hash_key,
+        "shard_id": letter.shard_id,
+        "attempts": letter.attempts,
+        "error_code": letter.error_code,
+        "error_message": letter.error_message,
+        "element_timestamp": iso(letter.element_timestamp_micros),
+        "element_preview": letter.element_preview,
+        "data_bytes": None if letter.data is None else len(letter.data),
+        "data_kind": kind,
+        "data": text if letter.data is not None else None,
+    }
+
+
+def _ordered(counter: Counter) -> dict[str, int]:
+    return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def to_json(report: Report, filters: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "total": report.total,
+        "by_error_code": _ordered(report.by_error_code),
+        "by_stream": _ordered(report.by_stream),
+        "by_shard": _ordered(report.by_shard),
+        "shard_unknown": report.shard_unknown,
+        "first_failure": iso(report.first_failure),
+        "last_failure": iso(report.last_failure),
+        "max_attempts": report.max_attempts,
+        "filters": filters,
+        "filtered_out": report.filtered_out,
+        "files_read": report.files_read,
+        "file_errors": [{"file": f, "error": e} for f, e in report.file_errors],
+        "samples": {
+            code: [sample_dict(s) for s in letters] for code, letters in sorted(report.samples.items())
+        },
+    }
+
+
+def _table(title: str, counts: dict[str, int], extra: Optional[tuple[str, int]] = None) -> list[str]:
+    rows = list(counts.items())
+    if extra and extra[1]:
+        rows.append(extra)
+    if not rows:
+        return [title, "  (none)"]
+    width = max(len(k) for k, _ in rows)
+    return [title] + [f"  {k:<{width}}  {v:>10,}" for k, v in rows]
+
+
+def to_text(report: Report, filters: dict[str, Any]) -> str:
+    lines = [f"dead letters: {report.total:,} in {len(report.files_read):,} file(s)"]
+    active = {k: v for k, v in filters.items() if v}
+    if active:
+        described = "; ".join(f"{k} {v}" for k, v in active.items())
+        lines.append(f"filters: {described} ({report.filtered_out:,} left out)")
+    lines.append("")
+    lines += _table("by error code", _ordered(report.by_error_code))
+    lines += _table("by stream", _ordered(report.by_stream))
+    lines += _table("by shard", _ordered(report.by_shard), ("(shard unknown)", report.shard_unknown))
+    lines.append(f"first failure  {iso(report.first_failure) or '-'}")
+    lines.append(f"last failure   {iso(report.last_failure) or '-'}")
+    lines.append(f"max attempts   {report.max_attempts}")
+    if report.samples and report.samples_per_code > 0:
+        lines.append("")
+        lines.append(f"samples (up to {report.samples_per_code} per error code)")
+        for code in sorted(report.samples):
+            lines.append(f"  {code} ({report.by_error_code[code]:,})")
+            for letter in report.samples[code]:
+                s = sample_dict(letter)
+                key = s["partition_key"] if s["partition_key"] is not None else "-"
+                lines.append(
+                    f"    - failed {s['failed_at']}  stream {s['stream']}  key {key}"
+                    f"  shard {s['shard_id'] or '-'}  attempts {s['attempts']}"
+                )
+                lines.append(f"      message: {_clip(s['error_message'])}")
+                if s["element_preview"]:
+                    lines.append(f"      from:    {_clip(s['element_preview'])}")
+                if letter.data is None:
+                    lines.append("      data:    (none)")
+                else:
+                    lines.append(f"      data:    {s['data_kind']}, {s['data_bytes']:,} bytes: {s['data']}")
+    if report.file_errors:
+        lines.append("")
+        lines.append(f"files that could not be read ({len(report.file_errors)})")
+        for path, reason in report.file_errors:
+            lines.append(f"  {path}: {reason}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# Reading
+
+
+def inspect_files(
+    files: Sequence[str],
+    samples: int = 3,
+    error_codes: Optional[set[str]] = None,
+    since_micros: Optional[int] = None,
+) -> Report:
+    report = Report(samples_per_code=samples)
+    for path in files:
+        count = 0
+        try:
+            for letter in read_file(path):
+                count += 1
+                if error_codes and letter.error_code not in error_codes:
+                    report.filtered_out += 1
+                    continue
+                if since_micros is not None and letter.failed_at_micros < since_micros:
+                    report.filtered_out += 1
+                    continue
+                report.add(letter)
+        except NotADeadLetterError as exc:
+            report.file_errors.append((path, str(exc)))
+            continue
+        except Exception as exc:
+            where = "not a readable Avro file" if count == 0 else f"corrupt after {count:,} dead letters"
+            report.file_errors.append((path, f"{where}: {type(exc).__name__}: {exc}"))
+            if count:
+                report.files_read.append(path)
+            continue
+        report.files_read.append(path)
+    return report
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.inspect_dead_letters",
+        description="Summarise dead-letter files (any Beam filesystem).",
+        allow_abbrev=False,
+    )
+    p.add_argument("paths", nargs="+", metavar="DIR_OR_GLOB",
+                   help="a dead-letter directory (its *.avro files) or a glob, e.g. 'dl/**.avro'")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--samples", type=int, default=3, metavar="N", help="samples per error code (default 3)")
+    p.add_argument("--error-code", action="append", metavar="CODE",
+                   help="only these error codes (repeatable, or comma-separated)")
+    p.add_argument("--since", metavar="TIME",
+                   help="only failures at or after TIME: ISO-8601 (UTC unless an offset is given) or an age "
+                   "like 30m, 2h, 7d")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = parser()
+    args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.samples < 0:
+        p.error("--samples must be 0 or more")
+    codes = {c.strip() for value in args.error_code or [] for c in value.split(",") if c.strip()}
+    since = None
+    if args.since:
+        try:
+            since = parse_since(args.since)
+        except ValueError as exc:
+            p.error(f"--since: {exc}")
+    try:
+        files = common.expand_inputs(args.paths, dir_glob="*.avro")
+    except common.UsageError as exc:
+        common.eprint(f"inspect_dead_letters: error: {exc}")
+        return common.EXIT_USAGE
+    since_micros = None
+    if since is not None:
+        epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+        since_micros = (since - epoch) // datetime.timedelta(microseconds=1)
+    report = inspect_files(files, args.samples, codes or None, since_micros)
+    filters = {"error_code": sorted(codes), "since": iso(since_micros) if since_micros is not None else None}
+    if args.json:
+        print(json.dumps(to_json(report, filters), indent=2, ensure_ascii=False))
+    else:
+        print(to_text(report, filters))
+    for path, reason in report.file_errors:
+        common.eprint(f"inspect_dead_letters: {path}: {reason}")
+    return 1 if report.file_errors else common.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""Write dead letters to a stream again.
+
+    python -m pipelines.replay_dead_letters DIR_OR_GLOB [...] --stream NAME
+        [--error-code CODE ...] [--endpoint-url URL] [--region REGION]
+        [--dead-letter-dir DIR] [--max-records-per-second N] [any Beam pipeline option]
+
+Each selected dead letter is written as a ``KinesisRecord`` with its original
+data, partition key and explicit hash key (and its original event time). What
+fails again becomes a new dead letter whose ``attempts`` is the previous
+attempts plus the new ones: the graph joins the new dead letters back to the
+replayed ones on (partition key, SHA-256 of the data)::
+
+    ReadDeadLetters ─▶ select ─┬─▶ KinesisRecord ─▶ WriteToKinesis ─┬─▶ written ─▶ count
+                               │                                   └─▶ dead letters ─▶ key ─┐
+                               ├─▶ (key, previous attempts) ──────────────────▶ CoGroupByKey ◀┘
+                               │                                   ─▶ add attempts ─▶ WriteDeadLetters
+                               └─▶ not replayable (no data or no partition key): counted, reported
+
+Dead letters without data or without a partition key cannot be replayed:
+they are counted and reported, and stay in the source files.
+
+Exit codes: 0 every selected dead letter was written; 3 some were
+dead-lettered again or could not be replayed; 2 usage error, no file matches
+or no usable file; 1 the pipeline failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from typing import Any, Iterable, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
+
+from beam_kinesis_sink import DeadLetter, KinesisRecord, WriteToKinesis
+from beam_kinesis_sink.client import ClientConfig, stream_arguments
+from beam_kinesis_sink.dead_letter_io import ReadDeadLetters, WriteDeadLetters, check_file
+from pipelines import common, progress
+
+NOT_REPLAYABLE = "not_replayable"
+FILTERED_OUT = "filtered_out"
+NO_DATA = "no_data"
+NO_PARTITION_KEY = "no_partition_key"
+PREVIEW_CHARS = 300
+
+
+def join_key(partition_key: Optional[str], data: Optional[bytes]) -> str:
+    digest = hashlib.sha256(data or b"").hexdigest()
+    return f"{partition_key or ''}\x00{digest}"
+
+
+class SelectFn(beam.DoFn):
+    """Dead letters in; the selected, replayable ones out (others counted)."""
+
+    def __init__(self, error_codes: Sequence[str], config: progress.ProgressConfig) -> None:
+        self.error_codes = frozenset(error_codes)
+        self.config = config
+
+    def setup(self) -> None:
+        progress.TALLY.start(self.config)
+        self._replayed = progress.Counter(progress.REPLAYED)
+        self._read = progress.Counter(progress.READ)
+        self._filtered = progress.Counter(FILTERED_OUT)
+        self._not_replayable = progress.CodeCounters(progress.NOT_REPLAYABLE_PREFIX, total=NOT_REPLAYABLE)
+
+    def process(self, letter: DeadLetter) -> Iterable[Any]:
+        if self.error_codes and letter.error_code not in self.error_codes:
+            self._filtered.inc()
+            return
+        self._read.inc()
+        if letter.data is None:
+            self._not_replayable.inc(NO_DATA)
+            return
+        if not letter.partition_key:
+            self._not_replayable.inc(NO_PARTITION_KEY)
+            return
+        self._replayed.inc()
+        yield letter
+
+
+def to_record(letter: DeadLetter) -> Any:
+    assert letter.data is not None and letter.partition_key is not None
+    record = KinesisRecord(letter.data, letter.partition_key, letter.explicit_hash_key)
+    if letter.element_timestamp_micros is not None:
+        return TimestampedValue(record, Timestamp(micros=letter.element_timestamp_micros))
+    return record
+
+
+def previous(letter: DeadLetter) -> tuple[str, tuple[int, str, str, Optional[str]]]:
+    return (
+        join_key(letter.partition_key, letter.data),
+        (letter.attempts, letter.stream, letter.error_code, letter.element_preview),
+    )
+
+
+def carry_attempts(joined: tuple[str, dict[str, Iterable[Any]]]) -> Iterable[DeadLetter]:
+    """New dead letters with the attempts of the dead letters they replayed added.
+
+    Equal records (same key and data) are paired in order; a new dead letter
+    without a partner (not expected) keeps its own attempts.
+    """
+    _, groups = joined
+    olds = sorted(groups["previous"], key=lambda o: o[0])
+    news = sorted(groups["new"], key=lambda d: d.failed_at_micros)
+    for index, new in enumerate(news):
+        if not olds:
+            yield new
+            continue
+        attempts, stream, code, preview = olds[min(index, len(olds) - 1)]
+        origin = f"replay of a {code} dead letter of stream {stream}"
+        if preview:
+            origin = f"{origin}; {preview}"
+        if len(origin) > PREVIEW_CHARS:
+            origin = origin[:PREVIEW_CHARS] + "..."
+        yield new._replace(attempts=attempts + new.attempts, element_preview=origin)
+
+
+def build(
+    pipeline: beam.Pipeline,
+    files: Sequence[str],
+    stream: str,
+    error_codes: Sequence[str],
+    client_config: ClientConfig,
+    dead_letter_dir: str,
+    config: progress.ProgressConfig,
+    max_records_per_second: Optional[float] = None,
+    rate_limit: bool = True,
+) -> None:
+    letters = pipeline | "ReadDeadLetters" >> ReadDeadLetters(list(files))
+    selected = letters | "Select" >> beam.ParDo(SelectFn(error_codes, config)).with_output_types(DeadLetter)
+    result = (
+        selected
+        | "ToRecords" >> beam.Map(to_record).with_output_types(KinesisRecord)
+        | "WriteToKinesis"
+        >> WriteToKinesis(
+            stream,
+            client_config=client_config,
+            max_records_per_second=max_records_per_second,
+            max_buffered_records=common.buffered_records_for(max_records_per_second),
+            rate_limit=rate_limit,
+        )
+    )
+    _ = result.written | "CountWritten" >> beam.ParDo(progress.CountFn("written", config))
+    before = selected | "KeyPrevious" >> beam.Map(previous)
+    after = result.dead_letters | "KeyNew" >> beam.Map(lambda d: (join_key(d.partition_key, d.data), d))
+    _ = (
+        {"previous": before, "new": after}
+        | "JoinBack" >> beam.CoGroupByKey()
+        | "CarryAttempts" >> beam.FlatMap(carry_attempts).with_output_types(DeadLetter)
+        | "CountDeadLetters" >> beam.ParDo(progress.CountFn("dead", config)).with_output_types(DeadLetter)
+        | "WriteDeadLetters" >> WriteDeadLetters(common.as_dir(dead_letter_dir))
+    )
+
+
+def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.replay_dead_letters",
+        description="Write dead letters to a stream again. "
+        "Arguments this command does not know are Beam pipeline options.",
+        allow_abbrev=False,
+    )
+    p.add_argument("paths", nargs="+", metavar="DIR_OR_GLOB",
+                   help="a dead-letter directory (its *.avro files) or a glob, on any Beam filesystem")
+    p.add_argument("--stream", required=True, help="the stream to write to (name or ARN)")
+    p.add_argument("--error-code", action="append", metavar="CODE",
+                   help="replay only these error codes (repeatable, or comma-separated); default all")
+    common.add_aws_arguments(p, argv)
+    p.add_argument("--dead-letter-dir", metavar="DIR",
+                   help="where the records that fail again go; "
+                   "default ./dead-letters/<stream>-replay-<UTC time>/")
+    p.add_argument("--max-records-per-second", type=float, metavar="N",
+                   help="cap on the whole job's write rate (divided among the workers), "
+                   "e.g. to leave room for live producers")
+    p.add_argument("--no-rate-limit", action="store_true",
+                   help="turn off the per-shard rate limiter; for local Kinesis servers")
+    p.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS")
+    return p
+
+
+def _warn_if_missing(config: ClientConfig, stream: str) -> None:
+    try:
+        config.create_client().describe_stream_summary(**stream_arguments(stream))
+    except Exception as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            common.eprint(
+                f"replay: warning: stream {stream!r} does not exist: every record will be dead-lettered "
+                "again with ResourceNotFoundException"
+            )
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = parser(argv)
+    args, beam_args = common.split_beam_arguments(p, argv)
+    if args.max_records_per_second is not None and args.max_records_per_second <= 0:
+        p.error("--max-records-per-second must be positive")
+    try:
+        return _run(args, beam_args)
+    except common.UsageError as exc:
+        common.eprint(f"replay: error: {exc}")
+        return common.EXIT_USAGE
+
+
+def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    codes = sorted({c.strip() for v in args.error_code or [] for c in v.split(",") if c.strip()})
+    files = common.expand_inputs(args.paths, dir_glob="*.avro")
+    usable = []
+    for path in files:
+        problem = check_file(path)
+        if problem:
+            common.eprint(f"replay: skipping {path}: {problem}")
+        else:
+            usable.append(path)
+    if not usable:
+        raise common.UsageError("no readable dead-letter file among " + ", ".join(args.paths))
+    config = common.client_config(args)
+    _warn_if_missing(config, args.stream)
+    dead_letter_dir = common.as_dir(
+        args.dead_letter_dir or common.default_dead_letter_dir(args.stream, "replay")
+    )
+    options = PipelineOptions(beam_args)
+    workers = common.worker_count(options)
+    rate = args.max_records_per_second / workers if args.max_records_per_second else None
+    config_progress = progress.ProgressConfig(args.progress_interval, "replay")
+    common.eprint(
+        f"replay: {len(usable):,} file(s) -> stream {args.stream}"
+        + (f" (error codes: {', '.join(codes)})" if codes else "")
+        + f"; new dead letters under {dead_letter_dir}"
+    )
+    os.environ[progress.LAUNCHER_PID_ENV] = str(os.getpid())
+    progress.TALLY.reset()
+    started = time.monotonic()
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, usable, args.stream, codes, config, dead_letter_dir, config_progress, rate,
+          not args.no_rate_limit)
+    try:
+        result = pipeline.run()
+        progress.wait_with_progress(result, config_progress)
+    except Exception as exc:
+        progress.TALLY.stop()
+        common.eprint(f"replay: the pipeline failed: {type(exc).__name__}: {exc}")
+        return common.EXIT_FAILED
+    progress.TALLY.stop()
+    elapsed = time.monotonic() - started
+    counts = progress.query_counters(result)
+    return _summary(counts, elapsed, dead_letter_dir, len(files) - len(usable))
+
+
+def _summary(counts: dict[str, int], elapsed: float, dead_letter_dir: str, skipped_files: int) -> int:
+    selected = counts.get(progress.READ, 0)
+    replayed = counts.get(progress.REPLAYED, 0)
+    written = counts.get(progress.WRITTEN, 0)
+    dead = counts.get(progress.DEAD, 0)
+    not_replayable = counts.get(NOT_REPLAYABLE, 0)
+    filtered = counts.get(FILTERED_OUT, 0)
+    by_code = common.with_prefix(counts, progress.DEAD_PREFIX)
+    reasons = {
+        k.replace("_", " "): v for k, v in common.with_prefix(counts, progress.NOT_REPLAYABLE_PREFIX).items()
+    }
+    row = common.row
+    lines = [
+        f"replay: finished in {elapsed:,.1f} s",
+        row("dead letters selected", selected,
+            f"({filtered:,} left out by --error-code)" if filtered else ""),
+        row("replayed", replayed),
+        row("written", written, f"(mean {common.format_rate(written, elapsed)})"),
+        row("dead-lettered again", dead),
+    ]
+    lines += common.count_lines(by_code)
+    stay = "(they stay in the source files)" if not_replayable else ""
+    lines.append(row("not replayable", not_replayable, stay))
+    lines += common.count_lines(reasons)
+    if skipped_files:
+        lines.append(row("files skipped", skipped_files, "(not dead-letter files, see above)"))
+    dl_files = common.dead_letter_files(dead_letter_dir)
+    lines.append(f"  new dead-letter files ({dead_letter_dir}):")
+    lines += [f"    {f}" for f in dl_files] or ["    (none)"]
+    print("\n".join(lines), flush=True)
+    return common.EXIT_DEAD_LETTERS if dead or not_replayable else common.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Dead-letter storage: schema, WriteDeadLetters / ReadDeadLetters round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import apache_beam as beam
+import fastavro
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from beam_kinesis_sink import DeadLetter, ErrorCode
+from beam_kinesis_sink.dead_letter_io import (
+    DEAD_LETTER_SCHEMA,
+    SCHEMA_FULLNAME,
+    NotADeadLetterError,
+    ReadDeadLetters,
+    WriteDeadLetters,
+    check_file,
+    from_avro,
+    read_file,
+    to_avro,
+)
+from beam_kinesis_sink.records import DeadLetter as RecordsDeadLetter
+
+AVSC = Path(__file__).resolve().parents[2] / "beam_kinesis_sink" / "dead_letter.avsc"
+
+
+def letter(i: int, **changes: object) -> DeadLetter:
+    base = DeadLetter(
+        stream="orders",
+        data=b'{"i":%d}' % i if i % 4 else None,
+        partition_key=f"k{i}" if i % 5 else None,
+        explicit_hash_key=str(2**127 + i) if i % 2 else None,
+        error_code=ErrorCode.INTERNAL_FAILURE,
+        error_message=f"boom {i}",
+        attempts=i,
+        shard_id=f"shardId-{i % 3:012d}" if i % 3 else None,
+        failed_at_micros=1_714_564_800_000_000 + i,
+        element_timestamp_micros=1_714_000_000_123_456 if i % 2 else None,
+        element_preview=None if i % 4 else f"<{i}>",
+    )
+    return base._replace(**changes)
+
+
+def test_avsc_file_is_the_schema() -> None:
+    assert json.loads(AVSC.read_text()) == DEAD_LETTER_SCHEMA
+
+
+def test_schema_has_every_dead_letter_field_and_timestamp_logical_types() -> None:
+    names = [f["name"] for f in DEAD_LETTER_SCHEMA["fields"]]
+    assert set(RecordsDeadLetter._fields) <= set(names)
+    assert names[0] == "schema_version"
+    types = {f["name"]: f["type"] for f in DEAD_LETTER_SCHEMA["fields"]}
+    assert types["failed_at_micros"] == {"type": "long", "logicalType": "timestamp-micros"}
+    assert types["element_timestamp_micros"] == ["null", {"type": "long", "logicalType": "timestamp-micros"}]
+    assert f"{DEAD_LETTER_SCHEMA['namespace']}.{DEAD_LETTER_SCHEMA['name']}" == SCHEMA_FULLNAME
+    fastavro.parse_schema(DEAD_LETTER_SCHEMA)
+
+
+def test_to_and_from_avro() -> None:
+    for i in range(10):
+        assert from_avro(to_avro(letter(i))) == letter(i)
+
+
+def test_out_of_range_element_timestamp_is_noted_not_lost_silently() -> None:
+    record = to_avro(letter(1, element_timestamp_micros=2**62 - 1))
+    assert record["element_timestamp_micros"] is None
+    assert "out of range" in record["element_preview"]
+
+
+def test_from_avro_refuses_other_records() -> None:
+    with pytest.raises(NotADeadLetterError):
+        from_avro({"a": 1})
+    with pytest.raises(NotADeadLetterError, match="version 2"):
+        from_avro(dict(to_avro(letter(1)), schema_version=2))
+
+
+def test_write_and_read_with_beam(tmp_path: Path) -> None:
+    letters = [letter(i) for i in range(50)]
+    prefix = str(tmp_path / "dl") + "/"
+    with beam.Pipeline() as p:
+        _ = p | beam.Create(letters) | WriteDeadLetters(prefix)
+    files = sorted((tmp_path / "dl").glob("dead-letters-*.avro"))
+    assert files
+    # timestamps are Avro timestamp-micros in the file (fastavro reads datetimes)
+    with files[0].open("rb") as f:
+        reader = fastavro.reader(f)
+        header = json.loads(reader.metadata["avro.schema"])
+        first = next(iter(reader))
+    assert header["name"] in ("DeadLetter", SCHEMA_FULLNAME)
+    assert first["failed_at_micros"].tzinfo is not None
+    assert sorted((dl for f in files for dl in read_file(str(f))), key=lambda d: d.attempts) == letters
+
+    for pattern in (prefix + "*.avro", [prefix + "*.avro"]):
+        with beam.Pipeline() as p:
+            assert_that(p | ReadDeadLetters(pattern), equal_to(letters))
+
+
+def test_check_file(tmp_path: Path) -> None:
+    other = tmp_path / "other.avro"
+    with other.open("wb") as f:
+        schema = {"type": "record", "name": "X", "fields": [{"name": "a", "type": "int"}]}
+        fastavro.writer(f, schema, [{"a": 1}])
+    text = tmp_path / "text.avro"
+    text.write_text("hello")
+    assert "not a dead-letter file" in (check_file(str(other)) or "")
+    assert "not a readable Avro file" in (check_file(str(text)) or "")
+    with pytest.raises(NotADeadLetterError):
+        list(read_file(str(other)))
