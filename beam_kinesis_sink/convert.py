@@ -63,14 +63,16 @@ def default_serializer(element: Any) -> bytes:
     )
 
 
-def _field(name: str) -> Callable[[Any], Any]:
-    def get(element: Any) -> Any:
-        if isinstance(element, dict):
-            return element[name]
-        return getattr(element, name)
+@dataclass(frozen=True)
+class FieldGetter:
+    """``element[name]`` for dicts, ``element.name`` otherwise; picklable."""
 
-    get.__name__ = f"field[{name}]"
-    return get
+    name: str
+
+    def __call__(self, element: Any) -> Any:
+        if isinstance(element, dict):
+            return element[self.name]
+        return getattr(element, self.name)
 
 
 def as_function(fn: KeyFn) -> Optional[Callable[[Any], Any]]:
@@ -78,7 +80,7 @@ def as_function(fn: KeyFn) -> Optional[Callable[[Any], Any]]:
     if fn is None or callable(fn):
         return fn
     if isinstance(fn, str):
-        return _field(fn)
+        return FieldGetter(fn)
     raise TypeError(f"expected a callable or a field name, got {type(fn).__name__}")
 
 

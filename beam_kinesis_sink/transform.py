@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple, Optional
 
 import apache_beam as beam
+from apache_beam.transforms import window
 
 from beam_kinesis_sink.client import ClientConfig
 from beam_kinesis_sink.convert import Converter, KeyFn, as_function
@@ -166,6 +167,15 @@ class WriteToKinesis(beam.PTransform):
         return self._settings
 
     def expand(self, pcoll: beam.PCollection) -> WriteToKinesisResult:
+        windowfn = getattr(getattr(pcoll, "windowing", None), "windowfn", None)
+        if isinstance(windowfn, window.SlidingWindows):
+            # Beam runs a window-aware DoFn once per window of an element: each
+            # record would be written once per sliding window.
+            raise ValueError(
+                "WriteToKinesis got elements in SlidingWindows: each record would be written once per "
+                "window. Apply beam.WindowInto(beam.window.GlobalWindows()) (or FixedWindows) before "
+                "the sink."
+            )
         if self._batching == "bundle":
             outputs = pcoll | "Write" >> beam.ParDo(_WriteFn(self._settings)).with_outputs(
                 WRITTEN, DEAD_LETTERS

@@ -1,0 +1,49 @@
+"""Construction-time behaviour of WriteToKinesis (no I/O)."""
+
+import pickle
+
+import apache_beam as beam
+import pytest
+from apache_beam.transforms import window
+
+from beam_kinesis_sink import ClientConfig, DeadLetter, WriteReceipt, WriteToKinesis, WriteToKinesisResult
+
+
+def test_result_is_a_fixed_class_with_schema_types():
+    p = beam.Pipeline()
+    result = p | beam.Create([b"x"]) | WriteToKinesis("s", partition_key=lambda e: "k")
+    assert isinstance(result, WriteToKinesisResult)
+    assert result.written.element_type is WriteReceipt
+    assert result.dead_letters.element_type is DeadLetter
+    assert isinstance(beam.coders.registry.get_coder(WriteReceipt), beam.coders.RowCoder)
+    assert isinstance(beam.coders.registry.get_coder(DeadLetter), beam.coders.RowCoder)
+
+
+def test_sliding_windows_are_refused_with_a_clear_message():
+    p = beam.Pipeline()
+    sliding = p | beam.Create([b"x"]) | beam.WindowInto(window.SlidingWindows(60, 10))
+    with pytest.raises(ValueError, match="once per window"):
+        _ = sliding | WriteToKinesis("s", partition_key=lambda e: "k")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"batching": "sometimes"},
+        {"on_fatal_error": "ignore"},
+        {"max_records_per_request": 0},
+        {"max_request_bytes": 10, "max_record_bytes": 20},
+        {"max_in_flight": 0},
+    ],
+)
+def test_bad_options_fail_at_construction(kwargs):
+    with pytest.raises(ValueError):
+        WriteToKinesis("s", **kwargs)
+
+
+def test_transform_pickles_without_a_client_and_without_secrets_in_repr():
+    config = ClientConfig(aws_access_key_id="AKIAEXAMPLEEXAMPLE12", aws_secret_access_key="s3cr3t-v4lue")
+    sink = WriteToKinesis("s", partition_key="k", client_config=config)
+    restored = pickle.loads(pickle.dumps(sink.settings))
+    assert restored.client_config == config
+    assert "s3cr3t-v4lue" not in repr(config) and "AKIAEXAMPLEEXAMPLE12" not in repr(config)
