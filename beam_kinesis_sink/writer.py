@@ -36,7 +36,6 @@ from beam_kinesis_sink.records import DeadLetter, ErrorCode, KinesisRecord, Writ
 from beam_kinesis_sink.retry import (
     Action,
     Backoff,
-    Classified,
     RetryPolicy,
     classify_exception,
     classify_record_error,
@@ -163,7 +162,6 @@ class KinesisWriter:
         self.shard_map: Optional[ShardMap] = None
         self._map_loaded_at = float("-inf")
         self._map_stale = True
-        self._fatal: Optional[Classified] = None
 
     # ------------------------------------------------------------------ API
     def add(self, record: KinesisRecord, size: int, context: Any = None,
@@ -539,7 +537,6 @@ class KinesisWriter:
             queue.splits.appendleft(batch.items[:first])
         else:
             if self.options.on_fatal_error == "fail":
-                self._fatal = c
                 raise FatalStreamError(self.stream, c.error_code, message)
             for p in batch.items:
                 self._write_dead_letter(p, c.error_code, message, batch.shard_id)
