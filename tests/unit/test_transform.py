@@ -47,3 +47,25 @@ def test_transform_pickles_without_a_client_and_without_secrets_in_repr():
     restored = pickle.loads(pickle.dumps(sink.settings))
     assert restored.client_config == config
     assert "s3cr3t-v4lue" not in repr(config) and "AKIAEXAMPLEEXAMPLE12" not in repr(config)
+
+
+@pytest.mark.parametrize("row_type", [WriteReceipt, DeadLetter])
+def test_row_schemas_have_portable_field_types(row_type):
+    """Every field maps to a real schema type, not a Python-only pickled one
+    (``from __future__ import annotations`` in records.py once made them all
+    ``pythonsdk_any``, which Flink's Java side cannot decode)."""
+    from apache_beam.typehints.schemas import named_tuple_to_schema
+
+    schema = named_tuple_to_schema(row_type)
+    assert [f.name for f in schema.fields] == list(row_type._fields)
+    for f in schema.fields:
+        assert f.type.WhichOneof("type_info") == "atomic_type", (f.name, f.type)
+
+
+def test_sharded_record_schema_is_portable():
+    from apache_beam.typehints.schemas import named_tuple_to_schema
+
+    from beam_kinesis_sink.write_fn import ShardedRecord
+
+    for f in named_tuple_to_schema(ShardedRecord).fields:
+        assert f.type.WhichOneof("type_info") == "atomic_type", (f.name, f.type)
