@@ -1,9 +1,14 @@
-"""Session fixtures shared by every test tier: real local Kinesis servers."""
+"""Session fixtures shared by every test tier: real local Kinesis servers.
+
+A server that cannot start makes its tests ERROR with the reason (for
+example "run `npm ci`"); nothing is skipped.
+"""
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 from typing import Iterator
 
 import pytest
@@ -38,6 +43,18 @@ def kinesis_mock() -> Iterator[LocalKinesis]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def new_stream(kinesalite: LocalKinesis, request: pytest.FixtureRequest):
+    """Create a fresh stream on the session's kinesalite; returns its name."""
+
+    def create(shards: int = 1) -> str:
+        name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"t{next(_names)}-{request.node.name}")[:100]
+        kinesalite.create_stream(name, shards)
+        return name
+
+    return create
 
 
 @pytest.fixture(params=["kinesalite", "kinesis-mock"])

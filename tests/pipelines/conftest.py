@@ -1,16 +1,15 @@
-"""Fixtures for the pipelines' tests: one kinesalite per session, fresh streams,
-and a runner for the command-line pipelines (as subprocesses, as a user runs them)."""
+"""Fixtures for the pipelines' tests (kinesalite and ``new_stream`` come from
+tests/conftest.py): a runner for the command-line pipelines (as subprocesses, as a user runs them)."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import pytest
 
@@ -19,37 +18,10 @@ from beam_kinesis_sink.testing.local_servers import (
     DUMMY_REGION,
     DUMMY_SECRET_KEY,
     LocalKinesis,
-    LocalServerError,
-    start_kinesalite,
 )
 from beam_kinesis_sink.testing.readback import list_shards, read_shard
 
 REPO = Path(__file__).resolve().parents[2]
-_names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def kinesalite() -> Iterator[LocalKinesis]:
-    try:
-        server = start_kinesalite(shard_limit=500)
-    except LocalServerError as error:
-        pytest.skip(str(error))
-    with server:
-        yield server
-
-
-@pytest.fixture
-def new_stream(kinesalite: LocalKinesis, request: pytest.FixtureRequest) -> Callable[[int], str]:
-    """Create a fresh stream on kinesalite; returns its name."""
-
-    def create(shards: int = 1) -> str:
-        name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"p{next(_names)}-{request.node.name}")[:100]
-        kinesalite.create_stream(name, shards)
-        return name
-
-    return create
-
-
 def cli_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
