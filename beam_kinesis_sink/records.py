@@ -7,7 +7,6 @@ boundaries (Flink, Dataflow) without pickling.
 The error codes a dead letter can carry are listed in :class:`ErrorCode`.
 """
 
-
 from typing import NamedTuple, Optional
 
 import apache_beam as beam

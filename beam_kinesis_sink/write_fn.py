@@ -9,7 +9,6 @@ Each element's window, timestamp and pane travel with its record, and its
 receipt or dead letter is emitted in them.
 """
 
-
 import dataclasses
 import logging
 import time
