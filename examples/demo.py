@@ -10,16 +10,21 @@ each.
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import sys
 import tempfile
 import time
 
-import apache_beam as beam
+# Beam logs "apitools not found ..." on the root logger at import (its GCP
+# extras are not installed, nor needed here); keep the demo's output readable.
+logging.getLogger().addFilter(lambda record: "apitools" not in record.getMessage())
 
-from beam_kinesis_sink import ClientConfig, WriteToKinesis
-from beam_kinesis_sink.testing.local_servers import start_kinesalite
-from beam_kinesis_sink.testing.readback import read_all
+import apache_beam as beam  # noqa: E402
+
+from beam_kinesis_sink import ClientConfig, WriteToKinesis  # noqa: E402
+from beam_kinesis_sink.testing.local_servers import start_kinesalite  # noqa: E402
+from beam_kinesis_sink.testing.readback import read_all  # noqa: E402
 
 STREAM = "orders"
 N_ORDERS = 10_000
