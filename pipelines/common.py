@@ -224,7 +224,11 @@ def dead_letter_files(directory: str) -> list[str]:
 
 
 def eprint(*parts: Any) -> None:
-    print(*parts, file=sys.stderr, flush=True)
+    """Print to stderr, with credentials (access-key ids, URL user-info) redacted:
+    these lines often carry exception texts that name endpoints."""
+    from beam_kinesis_sink.retry import redact
+
+    print(redact(" ".join(str(p) for p in parts)), file=sys.stderr, flush=True)
 
 
 LABEL_WIDTH = 28

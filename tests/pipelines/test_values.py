@@ -136,3 +136,12 @@ def test_explicit_hash_key_string() -> None:
     for bad in (True, 1.5, {"a": 1}):
         with pytest.raises(NotAScalar):
             explicit_hash_key_string(bad)
+
+
+def test_eprint_redacts_credentials(capsys):
+    from pipelines.common import eprint
+
+    eprint("could not reach https://AKIAIOSFODNN7EXAMPLE:wJalr@kinesis.example/ :", "AKIAIOSFODNN7EXAMPLE")
+    err = capsys.readouterr().err
+    assert "AKIAIOSFODNN7EXAMPLE" not in err and "wJalr" not in err
+    assert "kinesis.example" in err
