@@ -221,6 +221,15 @@ class LocalKinesis:
         while time.monotonic() < deadline:
             if self._process is None or self._process.poll() is not None:
                 code = self._process.returncode if self._process is not None else None
+                log = self.log_tail()
+                owner = _listening_owner(self.port)
+                if "EADDRINUSE" in log and owner is not None:
+                    # Depending on timing, a server whose port is taken exits
+                    # (EADDRINUSE) or keeps running beside the owner (below).
+                    raise PortTakenError(
+                        f"port {self.port} is served by pid {owner}, not by {self.name} "
+                        f"(it exited with code {code}); log tail:\n{log}"
+                    )
                 raise LocalServerError(
                     f"{self.name} exited with code {code} during startup "
                     f"({' '.join(self.argv)}); log tail:\n{self.log_tail()}"
