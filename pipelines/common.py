@@ -208,6 +208,13 @@ def as_dir(path: str) -> str:
     return path if path.endswith("/") else path + "/"
 
 
+def count_dead_letters(paths: Sequence[str]) -> int:
+    """Dead letters in these files: the fallback when a runner reports no metrics."""
+    from beam_kinesis_sink.dead_letter_io import read_file
+
+    return sum(1 for path in paths for _ in read_file(path))
+
+
 def dead_letter_files(directory: str) -> list[str]:
     from beam_kinesis_sink.dead_letter_io import FILE_PREFIX, FILE_SUFFIX
 

@@ -374,6 +374,10 @@ def _summary(
         lines.append("  Avro writer schemas (CRC-64-AVRO fingerprint: records)")
         lines += [f"    {fp}: {n:,}" for fp, n in sorted(schemas.items())]
     dl_files = common.dead_letter_files(dead_letter_dir)
+    if not counts:
+        # No metrics from this runner: the dead-letter files still tell the exit code.
+        dead = common.count_dead_letters(dl_files)
+        lines.append(f"  (this runner reported no metrics; {dead:,} dead letters counted in the files)")
     lines.append(f"  dead-letter files ({dead_letter_dir}):")
     lines += [f"    {f}" for f in dl_files] or ["    (none)"]
     print("\n".join(lines), flush=True)

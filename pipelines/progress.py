@@ -207,6 +207,12 @@ def query_counters(result: Any) -> dict[str, int]:
     """Every counter of :data:`NAMESPACE`: committed values, else attempted."""
     from apache_beam.metrics.metric import MetricsFilter
 
+    # PortableRunner's PipelineResult.metrics() caches its first answer: a query
+    # while the job runs (progress lines) would freeze the counts the summary
+    # reads at the end (seen on Flink: all zeros, exit code 0).
+    if getattr(result, "_metrics", None) is not None and hasattr(result, "_job_service"):
+        result._metrics = None
+
     try:
         counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
     except Exception:  # a runner without metrics support

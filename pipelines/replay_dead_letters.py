@@ -280,6 +280,10 @@ def _summary(counts: dict[str, int], elapsed: float, dead_letter_dir: str, skipp
     if skipped_files:
         lines.append(row("files skipped", skipped_files, "(not dead-letter files, see above)"))
     dl_files = common.dead_letter_files(dead_letter_dir)
+    if not counts:
+        # No metrics from this runner: the dead-letter files still tell the exit code.
+        dead = common.count_dead_letters(dl_files)
+        lines.append(f"  (this runner reported no metrics; {dead:,} dead letters counted in the files)")
     lines.append(f"  new dead-letter files ({dead_letter_dir}):")
     lines += [f"    {f}" for f in dl_files] or ["    (none)"]
     print("\n".join(lines), flush=True)

@@ -237,9 +237,11 @@ def test_throttles_one_hot_shard(
 def test_throttles_bytes_per_shard(raw_client: Any, front: FaultFront, new_stream: NewStream) -> None:
     stream = new_stream(1)
     records = _records(30, size=100 * 1024, key="k")  # ~3 MiB to one shard
+    started = time.monotonic()
     result = raw_client.put_records(StreamName=stream, Records=records)
+    refill = 10 * (time.monotonic() - started)  # ~10 such records per second
     accepted = 30 - result["FailedRecordCount"]
-    assert 10 <= accepted <= 12  # 1 MiB bucket, ~100 KiB each (plus a little refill)
+    assert 10 <= accepted <= 12 + refill  # 1 MiB bucket, ~100 KiB each (plus the refill)
     assert front.stats().records_throttled == 30 - accepted
 
 
@@ -254,11 +256,13 @@ def test_throttle_rates_are_configurable_and_shards_are_independent(
         for r in ranges
         for i in range(120)
     ]
+    started = time.monotonic()
     result = raw_client.put_records(StreamName=stream, Records=records)
+    refill = 100 * (time.monotonic() - started)  # a loaded machine refills more while it works
     stats = front.stats()
     assert set(stats.records_accepted_by_shard) == {r.shard_id for r in ranges}
     for r in ranges:
-        assert 100 <= stats.records_accepted_by_shard[r.shard_id] <= 105
+        assert 100 <= stats.records_accepted_by_shard[r.shard_id] <= 102 + refill
         assert (
             stats.records_throttled_by_shard[r.shard_id] == 120 - stats.records_accepted_by_shard[r.shard_id]
         )
@@ -446,12 +450,14 @@ def test_config_validation() -> None:
 
 def test_timeline_and_rates(raw_client: Any, front: FaultFront, new_stream: NewStream) -> None:
     stream = new_stream(1)
+    started = time.monotonic()
     for _ in range(3):
         raw_client.put_records(StreamName=stream, Records=_records(400, key="k"))
+    refill = 1000 * (time.monotonic() - started)
     timeline = front.timeline()
     (shard,) = timeline
     assert sum(n for _, n in timeline[shard]) == front.stats().records_accepted
-    assert 1000 <= front.peak_rates(1.0)[shard] <= 1200
+    assert 1000 <= front.peak_rates(1.0)[shard] <= 1005 + refill
     assert front.achieved_rates()[shard] > 0
 
 
@@ -604,9 +610,11 @@ def test_throttling_follows_a_reshard(
         for child in children
         for i in range(150)
     ]
+    started = time.monotonic()
     result = raw_client.put_records(StreamName=stream, Records=records)
+    refill = 100 * (time.monotonic() - started)
     per_child = [
         sum(1 for e in result["Records"][k * 150 : (k + 1) * 150] if "SequenceNumber" in e) for k in (0, 1)
     ]
     # each child has its own bucket of 100 (the first child already spent one)
-    assert 98 <= per_child[0] <= 102 and 99 <= per_child[1] <= 102, per_child
+    assert 98 <= per_child[0] <= 102 + refill and 99 <= per_child[1] <= 102 + refill, per_child
