@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 
 class KinesisSinkError(Exception):
     """Base class of the sink's errors."""
@@ -23,13 +21,3 @@ class FatalStreamError(KinesisSinkError):
             f"to route such records to dead_letters instead)"
         )
 
-
-class DeadlineExceeded(KinesisSinkError):
-    """finish_bundle could not drain within its deadline (only raised on request)."""
-
-    def __init__(self, pending: int, deadline: float, last_error: Optional[str] = None) -> None:
-        self.pending = pending
-        super().__init__(
-            f"{pending} records were still unwritten after {deadline:.0f}s"
-            + (f"; last error: {last_error}" if last_error else "")
-        )

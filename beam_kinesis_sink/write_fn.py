@@ -168,7 +168,7 @@ class _AssignShardFn(_WriterDoFn):
         converted = self.settings.converter.convert(element)
         if isinstance(converted, Rejection):
             letter = _rejection_letter(self.settings.stream, converted, ts)
-            BeamMetrics().dead_letter(letter.error_code)
+            self._open().metrics.dead_letter(letter.error_code)
             yield TaggedOutput(DEAD_LETTERS, letter)
             return
         assert isinstance(converted, Converted)

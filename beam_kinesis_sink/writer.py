@@ -107,6 +107,9 @@ class _ShardQueue:
     splits: Deque[List[_Pending]] = field(default_factory=deque)
     in_flight: bool = False
     nbytes: int = 0
+    #: the rate limiter cannot admit a full batch before this time; reset
+    #: when a call of this shard completes (its rate may then have changed)
+    ready_at: float = 0.0
 
 
 @dataclass
@@ -333,6 +336,9 @@ class KinesisWriter:
             if head.not_before > now:
                 wake = head.not_before if wake is None else min(wake, head.not_before)
                 continue
+            if queue.ready_at > now:
+                wake = queue.ready_at if wake is None else min(wake, queue.ready_at)
+                continue  # waiting for tokens: no need to rescan the queue
             if not force and len(queue.items) < limits.max_records_per_request and (
                 queue.nbytes <= limits.max_request_bytes
             ):
@@ -349,10 +355,13 @@ class KinesisWriter:
                 cap = min(cap, max(1, int(rl.shard(queue.shard_id).records.capacity)))
             if rl.global_limit is not None:
                 cap = min(cap, max(1, int(rl.global_limit.bucket.capacity)))
-            cap_bytes = sum(p.size for _, p in zip(range(cap), queue.items))
+            cap_bytes = full_bytes
+            if cap < full_count:
+                cap_bytes = sum(p.size for _, p in zip(range(cap), queue.items))
             wait = rl.wait_time(queue.shard_id, cap, cap_bytes)
             if wait > 0:
-                wake = now + wait if wake is None else min(wake, now + wait)
+                queue.ready_at = now + wait
+                wake = queue.ready_at if wake is None else min(wake, queue.ready_at)
                 continue
             budget_records, budget_bytes = rl.budget(queue.shard_id)
             count, nbytes = take_prefix(
@@ -397,7 +406,9 @@ class KinesisWriter:
             done = [f for f in self._futures if f.done()]
         for future in done:
             batch = self._futures.pop(future)
-            self._queues[batch.shard_id].in_flight = False
+            queue = self._queues[batch.shard_id]
+            queue.in_flight = False
+            queue.ready_at = 0.0
             try:
                 response = future.result()
             except Exception as exc:
@@ -488,7 +499,6 @@ class KinesisWriter:
             return
         failed: List[_Pending] = []
         throttled = 0
-        code_msg: Dict[int, Tuple[str, str]] = {}
         for p, entry in zip(batch.items, entries):
             code = entry.get("ErrorCode")
             if not code:
@@ -500,8 +510,9 @@ class KinesisWriter:
             if c.throttled:
                 throttled += 1
             if c.action is Action.RETRY:
+                # Each record keeps its own last error.
+                p.last_code, p.last_message = c.error_code, c.error_message
                 failed.append(p)
-                code_msg[id(p)] = (c.error_code, c.error_message)
             else:
                 self._write_dead_letter(p, c.error_code, c.error_message, batch.shard_id)
         if throttled:
@@ -509,9 +520,6 @@ class KinesisWriter:
             self.metrics.inc(m.RECORDS_THROTTLED, throttled)
         self.rate_limiter.on_result(batch.shard_id, throttled / len(batch.items))
         if failed:
-            # Each record keeps its own last error.
-            for p in failed:
-                p.last_code, p.last_message = code_msg[id(p)]
             self._retry_or_drop(batch, failed, "", "")
         if self._map_stale:
             self._ensure_shard_map()
