@@ -143,7 +143,10 @@ class _WriteFn(_WriterDoFn):
 
     def finish_bundle(self) -> Iterable[Any]:
         writer = self._open()
-        writer.flush(self.settings.flush_timeout_seconds)
+        # Emit receipts as calls complete, not only at the end of the drain:
+        # downstream counters (progress) move during a long, rate-capped flush.
+        for _ in writer.drain(self.settings.flush_timeout_seconds):
+            yield from _emit(writer.take_outcomes())
         yield from _emit(writer.take_outcomes())
 
 

@@ -24,7 +24,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple, Union
 
 from beam_kinesis_sink import metrics as m
 from beam_kinesis_sink.client import stream_arguments
@@ -201,8 +201,17 @@ class KinesisWriter:
     def flush(self, timeout: Optional[float] = None) -> None:
         """Write or dead-letter everything buffered. Returns within ``timeout``
         seconds plus at most one call's grace period."""
+        for _ in self.drain(timeout):
+            pass
+
+    def drain(self, timeout: Optional[float] = None) -> Iterator[None]:
+        """``flush``, step by step: yields whenever outcomes are waiting, so a
+        caller can emit receipts while a long drain (e.g. under a rate cap)
+        is still under way."""
         deadline = None if timeout is None else self._clock() + timeout
-        self._pump(drain=True, deadline=deadline)
+        for _ in self._steps(drain=True, deadline=deadline):
+            if self._outcomes:
+                yield
 
     def take_outcomes(self) -> List[Outcome]:
         out, self._outcomes = self._outcomes, []
@@ -296,6 +305,11 @@ class KinesisWriter:
         )
 
     def _pump(self, drain: bool, deadline: Optional[float]) -> None:
+        for _ in self._steps(drain, deadline):
+            pass
+
+    def _steps(self, drain: bool, deadline: Optional[float]) -> Iterator[None]:
+        """The pump loop; yields after each wait for calls or tokens."""
         while True:
             self._collect(block=False, timeout=0)
             force = drain or self._over_bound()
@@ -315,6 +329,7 @@ class KinesisWriter:
                 self._collect(block=True, timeout=wait)
             elif wait > 0:
                 self._sleep(wait)
+            yield
 
     def _dispatch(self, force: bool) -> Optional[float]:
         """Send what may be sent now. Returns when the next send may be possible."""
