@@ -19,24 +19,11 @@ from beam_kinesis_sink.limits import (
     normalize_explicit_hash_key,
     record_size,
 )
+from beam_kinesis_sink.messages import describe, preview
 from beam_kinesis_sink.records import ErrorCode, KinesisRecord
 
 KeyFn = Union[Callable[[Any], Any], str, None]
 Serializer = Optional[Callable[[Any], bytes]]
-
-PREVIEW_CHARS = 200
-
-
-def preview(element: Any) -> str:
-    """A short repr of an element for a dead letter."""
-    try:
-        text = repr(element)
-    except Exception as exc:  # a broken __repr__ must not crash the sink
-        text = f"<{type(element).__name__}: repr failed: {type(exc).__name__}>"
-    if len(text) > PREVIEW_CHARS:
-        text = text[:PREVIEW_CHARS] + "..."
-    return text
-
 
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "_asdict"):
@@ -100,13 +87,6 @@ class Converted:
     size: int
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    if len(text) > 300:
-        text = text[:300] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 @dataclass(frozen=True)
 class Converter:
     """Turns elements into records. Holds only picklable user functions."""
@@ -151,17 +131,17 @@ class Converter:
                 if not isinstance(data, bytes):
                     raise TypeError(f"serializer returned {type(data).__name__}, not bytes")
             except Exception as exc:
-                return reject(ErrorCode.SERIALIZATION_ERROR, f"serializer failed: {_describe(exc)}")
+                return reject(ErrorCode.SERIALIZATION_ERROR, f"serializer failed: {describe(exc)}")
             try:
                 key = self._partition_key_of(element)
             except Exception as exc:
                 return reject(ErrorCode.INVALID_PARTITION_KEY,
-                              f"partition_key function failed (missing key?): {_describe(exc)}", data)
+                              f"partition_key function failed (missing key?): {describe(exc)}", data)
             try:
                 raw_ehk = self._explicit_hash_key_of(element)
             except Exception as exc:
                 return reject(ErrorCode.INVALID_EXPLICIT_HASH_KEY,
-                              f"explicit_hash_key function failed: {_describe(exc)}", data, key)
+                              f"explicit_hash_key function failed: {describe(exc)}", data, key)
 
         problem = check_partition_key(key)
         if problem:

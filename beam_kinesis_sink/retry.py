@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import enum
 import random
-import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional, Tuple
+from typing import Callable, Tuple
 
 from beam_kinesis_sink.records import ErrorCode
 
@@ -185,23 +184,6 @@ class Backoff:
         exponent = max(0, attempts - 1)
         ceiling = min(self.policy.max_delay, self.policy.base_delay * (2**min(exponent, 30)))
         return ceiling * self.rand()
-
-
-_ACCESS_KEY_RE = re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}\b")
-_URL_USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-
-
-def redact(text: str, secrets: Iterable[Optional[str]] = ()) -> str:
-    """Remove credentials from a message before it is logged or dead-lettered.
-
-    Removes the given secret values, anything that looks like an AWS access
-    key id, and the user-info part of URLs.
-    """
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    text = _ACCESS_KEY_RE.sub("***", text)
-    return _URL_USERINFO_RE.sub(r"\g<scheme>***@", text)
 
 
 def split_in_two(count: int) -> Tuple[int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Iterable, List, Optional, Sequence
 
 #: the id of the one pseudo-shard used while a stream cannot be described
 UNKNOWN_SHARD = "unknown"
@@ -77,17 +77,30 @@ class ShardMap:
         return cls(open_shards)
 
     @classmethod
-    def single(cls, shard_id: str = "unknown") -> ShardMap:
+    def single(cls, shard_id: str = UNKNOWN_SHARD) -> ShardMap:
         """A one-shard map for when the stream cannot be described."""
         return cls([Shard(shard_id, 0, 2**128 - 1)])
 
 
+def list_shards(
+    list_page: Callable[..., dict[str, Any]], stream_args: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Every shard of a stream (open and closed), following ``NextToken``.
+
+    ``list_page(**kwargs)`` makes one ListShards call: ``client.list_shards``
+    of a boto3 client, or any callable that answers the same shape. The
+    first page names the stream; later pages carry only the token, as the
+    service requires.
+    """
+    shards: list[dict[str, Any]] = []
+    response = list_page(**stream_args)
+    shards.extend(response.get("Shards") or [])
+    while response.get("NextToken"):
+        response = list_page(NextToken=response["NextToken"])
+        shards.extend(response.get("Shards") or [])
+    return shards
+
+
 def list_open_shards(client: Any, stream_args: dict[str, str]) -> ShardMap:
     """Call ListShards (with pagination) and build the map of open shards."""
-    shards: list[dict[str, Any]] = []
-    response = client.list_shards(**stream_args)
-    shards.extend(response.get("Shards", []))
-    while response.get("NextToken"):
-        response = client.list_shards(NextToken=response["NextToken"])
-        shards.extend(response.get("Shards", []))
-    return ShardMap.from_list_shards(shards)
+    return ShardMap.from_list_shards(list_shards(client.list_shards, stream_args))

@@ -30,6 +30,7 @@ from beam_kinesis_sink import metrics as m
 from beam_kinesis_sink.client import stream_arguments
 from beam_kinesis_sink.errors import FatalStreamError
 from beam_kinesis_sink.limits import Limits
+from beam_kinesis_sink.messages import redact
 from beam_kinesis_sink.packing import take_prefix
 from beam_kinesis_sink.rate_limit import RateLimitConfig, RateLimiter
 from beam_kinesis_sink.records import DeadLetter, ErrorCode, KinesisRecord, WriteReceipt
@@ -39,7 +40,6 @@ from beam_kinesis_sink.retry import (
     RetryPolicy,
     classify_exception,
     classify_record_error,
-    redact,
     split_in_two,
 )
 from beam_kinesis_sink.sharding import UNKNOWN_SHARD, ShardMap, hash_key_of, list_open_shards

@@ -233,7 +233,7 @@ def dead_letter_files(directory: str) -> list[str]:
 def eprint(*parts: Any) -> None:
     """Print to stderr, with credentials (access-key ids, URL user-info) redacted:
     these lines often carry exception texts that name endpoints."""
-    from beam_kinesis_sink.retry import redact
+    from beam_kinesis_sink.messages import redact
 
     print(redact(" ".join(str(p) for p in parts)), file=sys.stderr, flush=True)
 

@@ -8,6 +8,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from beam_kinesis_sink.messages import redact
 from beam_kinesis_sink.retry import (
     Action,
     Backoff,
@@ -15,7 +16,6 @@ from beam_kinesis_sink.retry import (
     classify_exception,
     classify_record_error,
     classify_service_error,
-    redact,
 )
 from tests.unit.fakes import client_error
 
