@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Tuple
 
 from beam_kinesis_sink.limits import Limits
 
@@ -40,31 +40,3 @@ def take_prefix(
         count += 1
         total += size
     return count, total
-
-
-def pack(sizes: Sequence[int], limits: Limits) -> Tuple[List[List[int]], List[int]]:
-    """Pack records (given by size) into requests, in order.
-
-    Returns ``(requests, rejected)``: each request is a list of indexes into
-    ``sizes``; ``rejected`` holds the indexes of records over
-    ``limits.max_record_bytes``, which no request may carry.
-    """
-    requests: List[List[int]] = []
-    rejected: List[int] = []
-    current: List[int] = []
-    current_bytes = 0
-    for index, size in enumerate(sizes):
-        if size > limits.max_record_bytes:
-            rejected.append(index)
-            continue
-        if current and (
-            len(current) >= limits.max_records_per_request
-            or current_bytes + size > limits.max_request_bytes
-        ):
-            requests.append(current)
-            current, current_bytes = [], 0
-        current.append(index)
-        current_bytes += size
-    if current:
-        requests.append(current)
-    return requests, rejected

@@ -107,7 +107,6 @@ class ShardLimiter:
         self.bytes = TokenBucket(
             config.bytes_per_second, config.bytes_per_second * config.burst_seconds, clock
         )
-        self.throttle_events = 0
 
     def budget(self) -> tuple[int, int]:
         """Records and bytes that may be sent now (at least 0)."""
@@ -120,16 +119,10 @@ class ShardLimiter:
         self.records.take(records)
         self.bytes.take(nbytes)
 
-    def release(self, records: int, nbytes: int) -> None:
-        """Return tokens of records the service did not accept for throttling."""
-        self.records.give_back(records)
-        self.bytes.give_back(nbytes)
-
     def on_result(self, throttled_share: float) -> None:
         """Adapt to one request's outcome: the share of its records throttled."""
         cfg = self.config
         if throttled_share > 0:
-            self.throttle_events += 1
             keep = max(cfg.decrease_factor, 1.0 - max(cfg.min_decrease, throttled_share))
             self.factor = max(cfg.min_rate_fraction, self.factor * keep)
         else:
@@ -173,6 +166,18 @@ class RateLimiter:
             limiter = self._shards[shard_id] = ShardLimiter(self.config, self._clock)
         return limiter
 
+    def largest_batch(self, shard_id: str) -> Optional[int]:
+        """The most records one request to ``shard_id`` may carry when the
+        buckets are full (``None``: no limit). The batcher waits for tokens
+        for a batch this big, so requests stay large and evenly spaced."""
+        cap: Optional[int] = None
+        if self.config.enabled:
+            cap = max(1, int(self.shard(shard_id).records.capacity))
+        if self.global_limit is not None:
+            g = max(1, int(self.global_limit.bucket.capacity))
+            cap = g if cap is None else min(cap, g)
+        return cap
+
     def budget(self, shard_id: str) -> tuple[Optional[int], Optional[int]]:
         """Records/bytes budget for a request to ``shard_id``; ``None`` = unlimited."""
         records: Optional[int] = None
@@ -202,5 +207,3 @@ class RateLimiter:
         if self.config.enabled:
             self.shard(shard_id).on_result(throttled_share)
 
-    def factors(self) -> Dict[str, float]:
-        return {k: v.factor for k, v in self._shards.items()}

@@ -11,7 +11,6 @@ receipt or dead letter is emitted in them.
 
 import dataclasses
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Iterable, NamedTuple, Optional
 
@@ -22,7 +21,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from beam_kinesis_sink.client import ClientConfig
 from beam_kinesis_sink.convert import Converted, Converter, Rejection
 from beam_kinesis_sink.metrics import BeamMetrics
-from beam_kinesis_sink.records import DeadLetter, KinesisRecord, WriteReceipt
+from beam_kinesis_sink.records import KinesisRecord, WriteReceipt
 from beam_kinesis_sink.writer import KinesisWriter, WriterOptions
 
 _LOG = logging.getLogger(__name__)
@@ -51,22 +50,6 @@ def _micros(timestamp: Any) -> Optional[int]:
     if abs(micros) >= 2**62:
         return None
     return micros
-
-
-def _rejection_letter(stream: str, r: Rejection, element_ts: Optional[int]) -> DeadLetter:
-    return DeadLetter(
-        stream=stream,
-        data=r.data,
-        partition_key=r.partition_key,
-        explicit_hash_key=r.explicit_hash_key,
-        error_code=r.error_code,
-        error_message=r.error_message,
-        attempts=0,
-        shard_id=None,
-        failed_at_micros=int(time.time() * 1_000_000),
-        element_timestamp_micros=element_ts,
-        element_preview=r.element_preview,
-    )
 
 
 def _emit(outcomes: Iterable[Any]) -> Iterable[Any]:
@@ -136,7 +119,7 @@ class _WriteFn(_WriterDoFn):
         ts = _micros(timestamp)
         converted = self.settings.converter.convert(element)
         if isinstance(converted, Rejection):
-            writer.dead_letter(_rejection_letter(self.settings.stream, converted, ts), context)
+            writer.reject(converted, context, ts)
         else:
             writer.add(converted.record, converted.size, context, ts)
         yield from _emit(writer.take_outcomes())
@@ -157,6 +140,8 @@ class ShardedRecord(NamedTuple):
     partition_key: str
     explicit_hash_key: Optional[str]
     size: int
+    #: the 128-bit hash key, as a decimal str (computed once, when assigned)
+    hash_key: str
     element_timestamp_micros: Optional[int]
 
 
@@ -167,19 +152,21 @@ class _AssignShardFn(_WriterDoFn):
     """Cross-bundle mode, step 1: convert, check, key each record by its shard."""
 
     def process(self, element: Any, timestamp: Any = beam.DoFn.TimestampParam) -> Iterable[Any]:
+        writer = self._open()
         ts = _micros(timestamp)
         converted = self.settings.converter.convert(element)
         if isinstance(converted, Rejection):
-            letter = _rejection_letter(self.settings.stream, converted, ts)
-            self._open().metrics.dead_letter(letter.error_code)
-            yield TaggedOutput(DEAD_LETTERS, letter)
+            writer.reject(converted, None, ts)
+            for letter, _ in writer.take_outcomes():
+                yield TaggedOutput(DEAD_LETTERS, letter)
             return
         assert isinstance(converted, Converted)
         record = converted.record
-        shard_id = self._open().shard_of(record)
+        hash_key, shard_id = writer.locate(record)
         yield (
             shard_id,
-            ShardedRecord(record.data, record.partition_key, record.explicit_hash_key, converted.size, ts),
+            ShardedRecord(record.data, record.partition_key, record.explicit_hash_key, converted.size,
+                          str(hash_key), ts),
         )
 
 
@@ -194,14 +181,14 @@ class _WriteBatchesFn(_WriterDoFn):
     ) -> Iterable[Any]:
         from apache_beam.utils.timestamp import Timestamp
 
-        _, batch = keyed_batch
+        shard_id, batch = keyed_batch
         writer = self._open()
         writer.reset()  # leftovers of a failed attempt are retried by the runner
         for item in batch:
             ts = item.element_timestamp_micros
             context = (Timestamp(micros=ts) if ts is not None else Timestamp(0), (window,), pane)
             writer.add(KinesisRecord(item.data, item.partition_key, item.explicit_hash_key), item.size,
-                       context, ts)
+                       context, ts, hash_key=int(item.hash_key), shard_id=shard_id)
             yield from _emit(writer.take_outcomes())
         writer.flush(self.settings.flush_timeout_seconds)
         yield from _emit(writer.take_outcomes())

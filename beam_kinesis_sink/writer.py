@@ -1,52 +1,50 @@
-"""The writer engine: per-shard buffers, packing, rate limiting, bounded
-concurrent PutRecords calls, retries, and the outcome of every record.
+"""The writer engine: a short orchestrator of the parts a record passes.
 
-It knows nothing of Beam: the DoFn feeds it records and drains outcomes
-(receipts and dead letters, each with an opaque context such as the
-element's window). All bookkeeping runs in the caller's thread; only the
-PutRecords calls run on a small thread pool. So Beam metrics, which are
-bound to the bundle's thread, are always updated from the right thread.
+    add ─▶ shard locator ─▶ shard buffers ─▶ dispatch policy ─▶ batcher
+        (hash key → shard)   (queue per shard)  (who may send)    (limits, rate limiter)
+      ─▶ submitter ─▶ classifier ─▶ retry plan ─▶ outcomes
+        (thread pool)  (answer → verdict)  (requeue or give up)  (receipts, dead letters)
+
+It knows nothing of Beam: the DoFns feed it records and take outcomes, each
+with an opaque context (such as the element's window). All bookkeeping runs
+in the caller's thread; only the PutRecords calls run on the pool.
 
 Guarantees:
 
 * every record added ends as exactly one outcome: a receipt or a dead letter;
 * at most ``max_in_flight`` calls in flight, at most one per shard;
 * ``add`` blocks (back-pressure) while more than ``max_buffered_records`` or
-  ``max_buffered_bytes`` are buffered: no queue grows without bound;
-* ``flush`` returns by its deadline plus at most one call's timeout.
+  ``max_buffered_bytes`` are held: no queue grows without bound;
+* ``flush`` returns by its deadline plus at most one call's grace period.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import logging
 import random
 import time
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from beam_kinesis_sink import metrics as m
+from beam_kinesis_sink.batcher import Batcher
+from beam_kinesis_sink.classifier import Verdict, judge_answer, judge_failure
 from beam_kinesis_sink.client import stream_arguments
+from beam_kinesis_sink.convert import Rejection
+from beam_kinesis_sink.dispatch import OneCallPerShard
 from beam_kinesis_sink.errors import FatalStreamError
 from beam_kinesis_sink.limits import Limits
 from beam_kinesis_sink.messages import redact
-from beam_kinesis_sink.packing import take_prefix
+from beam_kinesis_sink.outcomes import Outcome, Outcomes
 from beam_kinesis_sink.rate_limit import RateLimitConfig, RateLimiter
-from beam_kinesis_sink.records import DeadLetter, ErrorCode, KinesisRecord, WriteReceipt
-from beam_kinesis_sink.retry import (
-    Action,
-    Backoff,
-    RetryPolicy,
-    classify_exception,
-    classify_record_error,
-    split_in_two,
-)
-from beam_kinesis_sink.sharding import UNKNOWN_SHARD, ShardMap, hash_key_of, list_open_shards
+from beam_kinesis_sink.records import ErrorCode, KinesisRecord
+from beam_kinesis_sink.retry import Backoff, Failure, RetryPolicy, plan_retries
+from beam_kinesis_sink.shard_buffers import Batch, Item, ShardBuffers
+from beam_kinesis_sink.shard_locator import ShardLocator
+from beam_kinesis_sink.sharding import ShardMap, hash_key_of
+from beam_kinesis_sink.submitter import Completed, Submitter
 
-_LOG = logging.getLogger(__name__)
-
-Outcome = Tuple[Union[WriteReceipt, DeadLetter], Any]
+#: how long the pump waits when nothing tells it when to look again
+_IDLE_WAIT = 0.05
 
 
 @dataclass(frozen=True)
@@ -76,58 +74,6 @@ class WriterOptions:
             raise ValueError("max_buffered_records must hold at least one full request")
 
 
-@dataclass
-class _Pending:
-    record: KinesisRecord
-    size: int
-    hash_key: int
-    context: Any
-    element_timestamp_micros: Optional[int]
-    attempts: int = 0
-    first_attempt: Optional[float] = None
-    not_before: float = 0.0
-    last_code: str = ""
-    last_message: str = ""
-
-
-@dataclass
-class _Batch:
-    shard_id: str
-    items: List[_Pending]
-    nbytes: int
-    #: sent as an isolated part of a refused batch
-    split: bool = False
-
-
-@dataclass
-class _ShardQueue:
-    shard_id: str
-    items: Deque[_Pending] = field(default_factory=deque)
-    #: parts of a refused batch, sent as they are, before anything else
-    splits: Deque[List[_Pending]] = field(default_factory=deque)
-    in_flight: bool = False
-    nbytes: int = 0
-    #: the rate limiter cannot admit a full batch before this time; reset
-    #: when a call of this shard completes (its rate may then have changed)
-    ready_at: float = 0.0
-
-
-@dataclass
-class WriterStats:
-    """Counts kept by the engine itself (the benchmark and tests read them)."""
-
-    calls: int = 0
-    failed_calls: int = 0
-    records_sent: int = 0
-    records_written: int = 0
-    records_retried: int = 0
-    records_throttled: int = 0
-    dead_letters: int = 0
-    shard_map_refreshes: int = 0
-    max_buffered_records: int = 0
-    max_buffered_bytes: int = 0
-
-
 class KinesisWriter:
     def __init__(
         self,
@@ -141,62 +87,65 @@ class KinesisWriter:
         sleep: Callable[[float], None] = time.sleep,
         rand: Optional[Callable[[], float]] = None,
         secrets: Tuple[Optional[str], ...] = (),
+        redactor: Optional[Callable[[str], str]] = None,
     ) -> None:
-        self.client = client
         self.stream = stream
         self.options = options
         self.metrics = metrics or m.MetricsSink()
         self._clock = clock
-        self._wall = wall_clock
         self._sleep = sleep
+        self._redact = redactor or (lambda text: redact(text, secrets))
         self._backoff = Backoff(options.retry, rand or random.Random().random)
-        self._secrets = secrets
-        self._stream_args = stream_arguments(stream)
         self.rate_limiter = RateLimiter(options.rate_limit, clock, options.max_records_per_second)
-        self._queues: Dict[str, _ShardQueue] = {}
-        self._outcomes: List[Outcome] = []
-        self._futures: Dict[cf.Future, _Batch] = {}
-        self._pool = cf.ThreadPoolExecutor(
-            max_workers=options.max_in_flight, thread_name_prefix="kinesis-put"
+        self.locator = ShardLocator(
+            client, stream, stream_arguments(stream), clock,
+            refresh_seconds=options.shard_map_refresh_seconds,
+            min_refresh_seconds=options.shard_map_min_refresh_seconds,
+            fail_on_fatal=options.on_fatal_error == "fail",
+            redact=self._redact,
+            metrics=self.metrics,
         )
-        self._buffered_records = 0
-        self._buffered_bytes = 0
-        self.stats = WriterStats()
-        self.shard_map: Optional[ShardMap] = None
-        self._map_loaded_at = float("-inf")
-        self._map_stale = True
+        self.buffers = ShardBuffers()
+        self._dispatch = OneCallPerShard(options.max_in_flight)
+        self._batcher = Batcher(options.limits, self.rate_limiter)
+        self._submitter = Submitter(client, stream_arguments(stream), options.max_in_flight)
+        self._outcomes = Outcomes(stream, self.metrics, wall_clock, self._redact)
 
     # ------------------------------------------------------------------ API
-    def add(self, record: KinesisRecord, size: int, context: Any = None,
-            element_timestamp_micros: Optional[int] = None) -> None:
-        """Buffer a valid record (see ``convert``). Blocks while buffers are full."""
-        self._ensure_shard_map()
-        pending = _Pending(
-            record, size, hash_key_of(record.partition_key, record.explicit_hash_key), context,
-            element_timestamp_micros,
-        )
-        queue = self._queue_for(pending.hash_key)
-        queue.items.append(pending)
-        queue.nbytes += size
-        self._buffered_records += 1
-        self._buffered_bytes += size
-        if self._buffered_records > self.stats.max_buffered_records:
-            self.stats.max_buffered_records = self._buffered_records
-        if self._buffered_bytes > self.stats.max_buffered_bytes:
-            self.stats.max_buffered_bytes = self._buffered_bytes
+    def locate(self, record: KinesisRecord) -> Tuple[int, str]:
+        """The hash key of ``record`` and the shard the current map sends it to."""
+        self._refresh_map()
+        hash_key = hash_key_of(record.partition_key, record.explicit_hash_key)
+        return hash_key, self.locator.shard_of(hash_key)
+
+    def add(
+        self,
+        record: KinesisRecord,
+        size: int,
+        context: Any = None,
+        element_timestamp_micros: Optional[int] = None,
+        *,
+        hash_key: Optional[int] = None,
+        shard_id: Optional[str] = None,
+    ) -> None:
+        """Buffer a valid record (see ``convert``). Blocks while buffers are full.
+
+        ``hash_key`` and ``shard_id`` may come from an earlier :meth:`locate`
+        (the stateful mode keys its batches by shard); a shard the current
+        map does not know is located again.
+        """
+        self._refresh_map()
+        if hash_key is None:
+            hash_key = hash_key_of(record.partition_key, record.explicit_hash_key)
+        if shard_id is None or not self.locator.knows(shard_id):
+            shard_id = self.locator.shard_of(hash_key)
+        self.buffers.add(Item(record, size, hash_key, context, element_timestamp_micros), shard_id)
         self._pump(drain=False, deadline=None)
 
-    def shard_of(self, record: KinesisRecord) -> str:
-        """The shard the current map sends ``record`` to (loading the map if needed)."""
-        self._ensure_shard_map()
-        assert self.shard_map is not None
-        return self.shard_map.shard_for(hash_key_of(record.partition_key, record.explicit_hash_key)).shard_id
-
-    def dead_letter(self, letter: DeadLetter, context: Any = None) -> None:
-        """Route a record rejected before any request through the same outcome stream."""
-        self.metrics.dead_letter(letter.error_code)
-        self.stats.dead_letters += 1
-        self._outcomes.append((letter, context))
+    def reject(self, rejection: Rejection, context: Any = None,
+               element_timestamp_micros: Optional[int] = None) -> None:
+        """Route an element refused before any request to the same outcomes."""
+        self._outcomes.rejected(rejection, context, element_timestamp_micros)
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Write or dead-letter everything buffered. Returns within ``timeout``
@@ -210,16 +159,24 @@ class KinesisWriter:
         is still under way."""
         deadline = None if timeout is None else self._clock() + timeout
         for _ in self._steps(drain=True, deadline=deadline):
-            if self._outcomes:
+            if len(self._outcomes):
                 yield
 
     def take_outcomes(self) -> List[Outcome]:
-        out, self._outcomes = self._outcomes, []
-        return out
+        return self._outcomes.take()
+
+    @property
+    def pending_outcomes(self) -> int:
+        """Outcomes made and not yet taken."""
+        return len(self._outcomes)
 
     @property
     def buffered_records(self) -> int:
-        return self._buffered_records
+        return self.buffers.records
+
+    @property
+    def shard_map(self) -> Optional[ShardMap]:
+        return self.locator.shard_map
 
     def reset(self) -> int:
         """Forget everything buffered, in flight or not yet emitted.
@@ -230,368 +187,144 @@ class KinesisWriter:
         still in flight finish on their own; their results are ignored.
         Returns the number of records forgotten.
         """
-        forgotten = self._buffered_records
-        for future in self._futures:
-            future.cancel()
-        self._futures.clear()
-        self._queues.clear()
+        self._submitter.abandon()
         self._outcomes.clear()
-        self._buffered_records = 0
-        self._buffered_bytes = 0
-        return forgotten
+        return self.buffers.clear()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    # ------------------------------------------------------------ shard map
-    def _ensure_shard_map(self) -> None:
-        now = self._clock()
-        due = now - self._map_loaded_at >= self.options.shard_map_refresh_seconds
-        if self.shard_map is not None and not due and not (
-            self._map_stale and now - self._map_loaded_at >= self.options.shard_map_min_refresh_seconds
-        ):
-            return
-        self._map_loaded_at = now
-        self._map_stale = False
-        try:
-            new_map = list_open_shards(self.client, self._stream_args)
-        except Exception as exc:
-            c = classify_exception(exc)
-            message = redact(c.error_message, self._secrets)
-            if c.action is Action.FATAL and self.options.on_fatal_error == "fail":
-                raise FatalStreamError(self.stream, c.error_code, message) from None
-            _LOG.warning("ListShards failed for stream %r: %s: %s", self.stream, c.error_code, message)
-            if self.shard_map is None:
-                # Keep going: PutRecords will tell each record its fate.
-                self.shard_map = ShardMap.single()
-                self._map_stale = True
-            return
-        self.stats.shard_map_refreshes += 1
-        self.metrics.inc(m.SHARD_MAP_REFRESHES)
-        old = self.shard_map
-        self.shard_map = new_map
-        if old is not None and [s.shard_id for s in old.shards] != [s.shard_id for s in new_map.shards]:
-            self._rebucket()
-
-    def _rebucket(self) -> None:
-        """Move queued records to the queues of their shards in the new map."""
-        for shard_id, queue in list(self._queues.items()):
-            if queue.in_flight or queue.splits:
-                continue
-            target_ids = {self.shard_map.shard_for(p.hash_key).shard_id for p in queue.items}  # type: ignore[union-attr]
-            if target_ids <= {shard_id}:
-                continue
-            items = list(queue.items)
-            queue.items.clear()
-            queue.nbytes = 0
-            for p in items:
-                q = self._queue_for(p.hash_key)
-                q.items.append(p)
-                q.nbytes += p.size
-
-    def _queue_for(self, hash_key: int) -> _ShardQueue:
-        assert self.shard_map is not None
-        shard_id = self.shard_map.shard_for(hash_key).shard_id
-        queue = self._queues.get(shard_id)
-        if queue is None:
-            queue = self._queues[shard_id] = _ShardQueue(shard_id)
-        return queue
+        self._submitter.close()
 
     # ----------------------------------------------------------------- pump
+    def _refresh_map(self) -> None:
+        if self.locator.refresh():
+            self.buffers.rebucket(self.locator.shard_of)
+
     def _over_bound(self) -> bool:
-        return (
-            self._buffered_records > self.options.max_buffered_records
-            or self._buffered_bytes > self.options.max_buffered_bytes
-        )
+        return self.buffers.over(self.options.max_buffered_records, self.options.max_buffered_bytes)
 
     def _pump(self, drain: bool, deadline: Optional[float]) -> None:
         for _ in self._steps(drain, deadline):
             pass
 
     def _steps(self, drain: bool, deadline: Optional[float]) -> Iterator[None]:
-        """The pump loop; yields after each wait for calls or tokens."""
+        """The pump loop: settle what completed, send what may be sent, wait.
+        Yields after each wait for calls or tokens."""
         while True:
-            self._collect(block=False, timeout=0)
-            force = drain or self._over_bound()
-            wake = self._dispatch(force)
+            self._settle_all(self._submitter.completed())
+            wake = self._send_ready(force=drain or self._over_bound())
             if not drain and not self._over_bound():
                 return
-            if drain and self._buffered_records == 0:
+            if drain and self.buffers.records == 0:
                 return
             now = self._clock()
             if deadline is not None and now >= deadline:
-                self._expire(deadline)
+                self._expire()
                 return
-            wait = 0.05 if wake is None else max(0.0, wake - now)
+            wait = _IDLE_WAIT if wake is None else max(0.0, wake - now)
             if deadline is not None:
                 wait = min(wait, max(0.0, deadline - now))
-            if self._futures:
-                self._collect(block=True, timeout=wait)
+            if len(self._submitter):
+                self._settle_all(self._submitter.completed(wait=wait))
             elif wait > 0:
                 self._sleep(wait)
             yield
 
-    def _dispatch(self, force: bool) -> Optional[float]:
+    def _send_ready(self, force: bool) -> Optional[float]:
         """Send what may be sent now. Returns when the next send may be possible."""
         now = self._clock()
         wake: Optional[float] = None
-        limits = self.options.limits
-        for queue in self._queues.values():
-            if len(self._futures) >= self.options.max_in_flight:
-                break
-            if queue.in_flight:
-                continue
-            if queue.splits:
-                part = queue.splits.popleft()
-                self._submit(_Batch(queue.shard_id, part, sum(p.size for p in part), split=True), queue)
-                continue
-            if not queue.items:
-                continue
-            head = queue.items[0]
-            if head.not_before > now:
-                wake = head.not_before if wake is None else min(wake, head.not_before)
-                continue
-            if queue.ready_at > now:
-                wake = queue.ready_at if wake is None else min(wake, queue.ready_at)
-                continue  # waiting for tokens: no need to rescan the queue
-            if not force and len(queue.items) < limits.max_records_per_request and (
-                queue.nbytes <= limits.max_request_bytes
-            ):
-                continue  # cannot fill a request yet: skip the scan below
-            full_count, full_bytes = take_prefix((p.size for p in queue.items), limits)
-            is_full = full_count < len(queue.items) or full_count >= limits.max_records_per_request
-            if not force and not is_full:
-                continue
-            # Rate limit: wait until the buckets hold a whole batch (as big as
-            # the bucket allows), so requests stay large and evenly spaced.
-            rl = self.rate_limiter
-            cap = full_count
-            if rl.config.enabled:
-                cap = min(cap, max(1, int(rl.shard(queue.shard_id).records.capacity)))
-            if rl.global_limit is not None:
-                cap = min(cap, max(1, int(rl.global_limit.bucket.capacity)))
-            cap_bytes = full_bytes
-            if cap < full_count:
-                cap_bytes = sum(p.size for _, p in zip(range(cap), queue.items))
-            wait = rl.wait_time(queue.shard_id, cap, cap_bytes)
-            if wait > 0:
-                queue.ready_at = now + wait
-                wake = queue.ready_at if wake is None else min(wake, queue.ready_at)
-                continue
-            budget_records, budget_bytes = rl.budget(queue.shard_id)
-            count, nbytes = take_prefix(
-                (p.size for p in queue.items), limits, max_records=budget_records, max_bytes=budget_bytes
-            )
-            items = [queue.items.popleft() for _ in range(count)]
-            queue.nbytes -= nbytes
-            self._submit(_Batch(queue.shard_id, items, nbytes), queue)
+        for queue in self._dispatch.sendable(self.buffers.queues(), lambda: len(self._submitter)):
+            decision = self._batcher.next_batch(queue, now, force)
+            if decision.batch is not None:
+                queue.in_flight = True
+                self._send(decision.batch, now)
+            elif decision.wake is not None:
+                wake = decision.wake if wake is None else min(wake, decision.wake)
         return wake
 
-    def _submit(self, batch: _Batch, queue: _ShardQueue) -> None:
-        now = self._clock()
-        for p in batch.items:
-            p.attempts += 1
-            if p.first_attempt is None:
-                p.first_attempt = now
-        self.rate_limiter.acquire(batch.shard_id, len(batch.items), batch.nbytes)
-        queue.in_flight = True
-        entries = []
-        for p in batch.items:
-            entry = {"Data": p.record.data, "PartitionKey": p.record.partition_key}
-            if p.record.explicit_hash_key is not None:
-                entry["ExplicitHashKey"] = p.record.explicit_hash_key
-            entries.append(entry)
-        self.stats.calls += 1
-        self.stats.records_sent += len(entries)
+    def _send(self, batch: Batch, now: float) -> None:
+        for item in batch.items:
+            item.attempts += 1
+            if item.first_attempt is None:
+                item.first_attempt = now
         self.metrics.inc(m.PUT_RECORDS_CALLS)
-        self.metrics.dist(m.BATCH_SIZE, len(entries))
+        self.metrics.dist(m.BATCH_SIZE, len(batch.items))
         self.metrics.dist(m.BATCH_BYTES, batch.nbytes)
-        future = self._pool.submit(self._call, entries)
-        self._futures[future] = batch
+        self._submitter.submit(batch)
 
-    def _call(self, entries: List[dict]) -> Any:
-        return self.client.put_records(Records=entries, **self._stream_args)
+    # ---------------------------------------------------------------- settle
+    def _settle_all(self, completed: List[Completed]) -> None:
+        for done in completed:
+            self._settle(done)
 
-    def _collect(self, block: bool, timeout: float) -> None:
-        if not self._futures:
-            return
-        if block:
-            done, _ = cf.wait(list(self._futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+    def _settle(self, done: Completed) -> None:
+        """Act on the verdict of one finished call."""
+        batch = done.batch
+        queue = self.buffers.queue(batch.shard_id)
+        queue.in_flight = False
+        queue.ready_at = 0.0
+        count = len(batch.items)
+        if done.error is not None:
+            verdict = judge_failure(done.error, count)
         else:
-            done = [f for f in self._futures if f.done()]
-        for future in done:
-            batch = self._futures.pop(future)
-            queue = self._queues[batch.shard_id]
-            queue.in_flight = False
-            queue.ready_at = 0.0
-            try:
-                response = future.result()
-            except Exception as exc:
-                self._on_exception(batch, exc)
-            else:
-                self._on_response(batch, response)
+            verdict = judge_answer(done.response, count, batch.shard_id, batch.split)
+        self._learn(batch, verdict)
+        if verdict.fatal is not None and self.options.on_fatal_error == "fail":
+            code, message = verdict.fatal
+            raise FatalStreamError(self.stream, code, self._redact(message))
+        self._finish(batch, verdict)
+        if verdict.split is not None:
+            queue.push_splits([[batch.items[i] for i in half] for half in verdict.split])
+        if verdict.retry:
+            self._retry(batch, [Failure(batch.items[i], code, msg) for i, code, msg in verdict.retry])
+        if verdict.map_stale:
+            self.locator.mark_stale()
+            self._refresh_map()
 
-    # ------------------------------------------------------------- outcomes
-    def _release(self, p: _Pending) -> None:
-        self._buffered_records -= 1
-        self._buffered_bytes -= p.size
+    def _learn(self, batch: Batch, verdict: Verdict) -> None:
+        """Metrics of the call, and feedback for the shard's rate limiter."""
+        if verdict.call_failed:
+            self.metrics.inc(m.PUT_RECORDS_FAILED_CALLS)
+        if verdict.throttled:
+            self.metrics.inc(m.RECORDS_THROTTLED, verdict.throttled)
+        if verdict.feedback is not None:
+            self.rate_limiter.on_result(batch.shard_id, verdict.feedback)
 
-    def _write_receipt(self, p: _Pending, entry: dict) -> None:
-        self._release(p)
-        self.stats.records_written += 1
-        self.metrics.inc(m.RECORDS_WRITTEN)
-        self.metrics.inc(m.BYTES_WRITTEN, p.size)
-        receipt = WriteReceipt(
-            stream=self.stream,
-            partition_key=p.record.partition_key,
-            explicit_hash_key=p.record.explicit_hash_key,
-            shard_id=entry.get("ShardId", ""),
-            sequence_number=entry.get("SequenceNumber", ""),
-            attempts=p.attempts,
-            size_bytes=p.size,
-            element_timestamp_micros=p.element_timestamp_micros,
-        )
-        self._outcomes.append((receipt, p.context))
+    def _finish(self, batch: Batch, verdict: Verdict) -> None:
+        """Outcomes for the records this call settled for good."""
+        written = [(batch.items[i], shard_id, seq) for i, shard_id, seq in verdict.written]
+        for item, _, _ in written:
+            self.buffers.release(item)
+        self._outcomes.written(written)
+        for i, code, message in verdict.dead:
+            self._give_up(batch.items[i], code, message, batch.shard_id)
 
-    def _write_dead_letter(self, p: _Pending, code: str, message: str, shard_id: Optional[str]) -> None:
-        self._release(p)
-        self.stats.dead_letters += 1
-        self.metrics.dead_letter(code)
-        letter = DeadLetter(
-            stream=self.stream,
-            data=p.record.data,
-            partition_key=p.record.partition_key,
-            explicit_hash_key=p.record.explicit_hash_key,
-            error_code=code,
-            error_message=redact(message, self._secrets),
-            attempts=p.attempts,
-            shard_id=None if shard_id == UNKNOWN_SHARD else shard_id,
-            failed_at_micros=int(self._wall() * 1_000_000),
-            element_timestamp_micros=p.element_timestamp_micros,
-            element_preview=None,
-        )
-        self._outcomes.append((letter, p.context))
+    def _retry(self, batch: Batch, failures: List[Failure]) -> None:
+        plan = plan_retries(failures, self._clock(), self.options.retry, self._backoff)
+        for item, message in plan.give_up:
+            self._give_up(item, item.last_code, message, batch.shard_id)
+        if plan.retry:
+            self.metrics.inc(m.RECORDS_RETRIED, len(plan.retry))
+            self.buffers.queue(batch.shard_id).requeue(plan.retry)
 
-    def _retry_or_drop(self, batch: _Batch, failed: List[_Pending], code: str, message: str) -> None:
-        """Re-queue failed records at the head of their shard, in order, or
-        dead-letter those whose budget is spent."""
-        now = self._clock()
-        requeue: List[_Pending] = []
-        for p in failed:
-            p.last_code, p.last_message = code or p.last_code, message or p.last_message
-            elapsed = now - (p.first_attempt or now)
-            if self.options.retry.may_retry(p.attempts, elapsed):
-                p.not_before = now + self._backoff.delay(p.attempts)
-                requeue.append(p)
-            else:
-                self._write_dead_letter(
-                    p,
-                    p.last_code,
-                    f"{p.last_message} (gave up after {p.attempts} attempts, {elapsed:.1f}s)",
-                    batch.shard_id,
-                )
-        if requeue:
-            self.stats.records_retried += len(requeue)
-            self.metrics.inc(m.RECORDS_RETRIED, len(requeue))
-            queue = self._queues[batch.shard_id]
-            # The head of the queue must wait for the earliest retry, to keep order.
-            first_ready = min(p.not_before for p in requeue)
-            for p in requeue:
-                p.not_before = first_ready
-            queue.items.extendleft(reversed(requeue))
-            queue.nbytes += sum(p.size for p in requeue)
+    def _give_up(self, item: Item, code: str, message: str, shard_id: Optional[str]) -> None:
+        self.buffers.release(item)
+        self._outcomes.gave_up(item, code, message, shard_id)
 
-    def _on_response(self, batch: _Batch, response: dict) -> None:
-        entries = response.get("Records") or []
-        if len(entries) != len(batch.items):
-            # Never trust a response we cannot match by index.
-            self._retry_or_drop(
-                batch,
-                batch.items,
-                ErrorCode.INTERNAL_FAILURE,
-                f"PutRecords returned {len(entries)} entries for {len(batch.items)} records",
-            )
-            return
-        failed: List[_Pending] = []
-        throttled = 0
-        for p, entry in zip(batch.items, entries):
-            code = entry.get("ErrorCode")
-            if not code:
-                if entry.get("ShardId") and entry["ShardId"] != batch.shard_id and not batch.split:
-                    self._map_stale = True
-                self._write_receipt(p, entry)
-                continue
-            c = classify_record_error(code, entry.get("ErrorMessage", ""))
-            if c.throttled:
-                throttled += 1
-            if c.action is Action.RETRY:
-                # Each record keeps its own last error.
-                p.last_code, p.last_message = c.error_code, c.error_message
-                failed.append(p)
-            else:
-                self._write_dead_letter(p, c.error_code, c.error_message, batch.shard_id)
-        if throttled:
-            self.stats.records_throttled += throttled
-            self.metrics.inc(m.RECORDS_THROTTLED, throttled)
-        self.rate_limiter.on_result(batch.shard_id, throttled / len(batch.items))
-        if failed:
-            self._retry_or_drop(batch, failed, "", "")
-        if self._map_stale:
-            self._ensure_shard_map()
-
-    def _on_exception(self, batch: _Batch, exc: BaseException) -> None:
-        self.stats.failed_calls += 1
-        self.metrics.inc(m.PUT_RECORDS_FAILED_CALLS)
-        c = classify_exception(exc)
-        message = redact(c.error_message, self._secrets)
-        if c.action is Action.RETRY:
-            if c.throttled:
-                self.stats.records_throttled += len(batch.items)
-                self.metrics.inc(m.RECORDS_THROTTLED, len(batch.items))
-            self.rate_limiter.on_result(batch.shard_id, 1.0 if c.throttled else 0.0)
-            self._retry_or_drop(batch, batch.items, c.error_code, message)
-        elif c.action is Action.SPLIT:
-            if len(batch.items) == 1:
-                self._write_dead_letter(batch.items[0], c.error_code, message, batch.shard_id)
-                return
-            first, _ = split_in_two(len(batch.items))
-            queue = self._queues[batch.shard_id]
-            queue.splits.appendleft(batch.items[first:])
-            queue.splits.appendleft(batch.items[:first])
-        else:
-            if self.options.on_fatal_error == "fail":
-                raise FatalStreamError(self.stream, c.error_code, message)
-            for p in batch.items:
-                self._write_dead_letter(p, c.error_code, message, batch.shard_id)
-
-    def _expire(self, deadline: float) -> None:
+    def _expire(self) -> None:
         """The flush deadline passed: give in-flight calls a grace period, then
         dead-letter everything still unwritten."""
         grace_end = self._clock() + self.options.in_flight_grace_seconds
-        while self._futures and self._clock() < grace_end:
-            self._collect(block=True, timeout=max(0.0, grace_end - self._clock()))
-        for future, batch in list(self._futures.items()):
-            future.cancel()
-            self._queues[batch.shard_id].in_flight = False
-            for p in batch.items:
-                self._write_dead_letter(
-                    p,
-                    ErrorCode.DEADLINE_EXCEEDED,
-                    "a PutRecords call was still in flight at the flush deadline; "
-                    "it may have been written (a replay can duplicate it)",
-                    batch.shard_id,
-                )
-        self._futures.clear()
-        for queue in self._queues.values():
-            pending = [p for part in queue.splits for p in part] + list(queue.items)
-            queue.splits.clear()
-            queue.items.clear()
-            queue.nbytes = 0
-            for p in pending:
-                last = f"; last error: {p.last_code}: {p.last_message}" if p.last_code else ""
-                self._write_dead_letter(
-                    p,
-                    ErrorCode.DEADLINE_EXCEEDED,
-                    f"not written before the flush deadline{last}",
-                    queue.shard_id,
-                )
+        while len(self._submitter) and self._clock() < grace_end:
+            self._settle_all(self._submitter.completed(wait=max(0.0, grace_end - self._clock())))
+        for batch in self._submitter.abandon():
+            self.buffers.queue(batch.shard_id).in_flight = False
+            for item in batch.items:
+                self._give_up(item, ErrorCode.DEADLINE_EXCEEDED,
+                              "a PutRecords call was still in flight at the flush deadline; "
+                              "it may have been written (a replay can duplicate it)", batch.shard_id)
+        for queue in list(self.buffers.queues()):
+            for item in queue.take_all():
+                last = f"; last error: {item.last_code}: {item.last_message}" if item.last_code else ""
+                self._give_up(item, ErrorCode.DEADLINE_EXCEEDED,
+                              f"not written before the flush deadline{last}", queue.shard_id)

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 import psutil
 
 from beam_kinesis_sink.limits import record_size
+from beam_kinesis_sink.metrics import PUT_RECORDS_CALLS, CountingMetrics
 from beam_kinesis_sink.rate_limit import RateLimitConfig
 from beam_kinesis_sink.records import KinesisRecord
 from beam_kinesis_sink.testing.fault_front import FaultConfig, start_fault_front_process
@@ -152,13 +153,14 @@ class Bench:
 
     def run_engine(self, n: int, check: bool = True, **options: Any) -> Result:
         stream = self.new_stream()
-        writer = KinesisWriter(self.client, stream, WriterOptions(**options))
+        metrics = CountingMetrics()
+        writer = KinesisWriter(self.client, stream, WriterOptions(**options), metrics=metrics)
         dead = 0
         with PeakRss() as mem:
             start = time.monotonic()
             for data, key in records(n, "engine"):
                 writer.add(KinesisRecord(data, key), record_size(data, key))
-                if writer._outcomes and len(writer._outcomes) > 10_000:
+                if writer.pending_outcomes > 10_000:
                     dead += _count_dead(writer.take_outcomes())
             writer.flush()
             dead += _count_dead(writer.take_outcomes())
@@ -168,8 +170,8 @@ class Bench:
         result = Result("sink engine (KinesisWriter)", n, seconds, self.shards * self.shard_rate,
                         s.records_accepted, s.records_throttled, dead_letters=dead,
                         peak_rss_growth_mib=mem.growth_mib,
-                        extra={"calls": writer.stats.calls,
-                               "max_buffered_records": writer.stats.max_buffered_records})
+                        extra={"calls": metrics.counters[PUT_RECORDS_CALLS],
+                               "max_buffered_records": writer.buffers.peak_records})
         return self.check(result, stream, "engine") if check else result
 
     def run_beam(self, n: int) -> Result:

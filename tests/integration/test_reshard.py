@@ -9,6 +9,7 @@ import pytest
 
 from beam_kinesis_sink.client import ClientConfig
 from beam_kinesis_sink.limits import record_size
+from beam_kinesis_sink.metrics import SHARD_MAP_REFRESHES, CountingMetrics
 from beam_kinesis_sink.rate_limit import RateLimitConfig
 from beam_kinesis_sink.records import KinesisRecord, WriteReceipt
 from beam_kinesis_sink.sharding import hash_key_of
@@ -32,10 +33,11 @@ def test_split_shard_refreshes_the_map(kinesalite):
     stream = unique_stream("reshard")
     kinesalite.create_stream(stream, shards=2)
     client = ClientConfig(region_name="us-east-1", endpoint_url=kinesalite.endpoint_url).create_client()
+    metrics = CountingMetrics()
     writer = KinesisWriter(client, stream, WriterOptions(rate_limit=RateLimitConfig(enabled=False),
-                                                         shard_map_min_refresh_seconds=0))
+                                                         shard_map_min_refresh_seconds=0), metrics=metrics)
     before = write(writer, 0, 1000)
-    assert len(writer.shard_map) == 2 and writer.stats.shard_map_refreshes == 1
+    assert len(writer.shard_map) == 2 and metrics.counters[SHARD_MAP_REFRESHES] == 1
 
     # Split shard 0 in the middle of its range, as an operator would.
     ranges = {r.shard_id: r for r in shard_ranges(kinesalite.client(), stream)}
@@ -52,7 +54,7 @@ def test_split_shard_refreshes_the_map(kinesalite):
     receipts = [v for v, _ in before + after]
     assert len(receipts) == 2000 and all(isinstance(v, WriteReceipt) for v in receipts)
     # The receipts named the children; the map refreshed to the three open shards.
-    assert writer.stats.shard_map_refreshes >= 2
+    assert metrics.counters[SHARD_MAP_REFRESHES] >= 2
     assert sorted(s.shard_id for s in writer.shard_map.shards) == [
         "shardId-000000000001", "shardId-000000000002", "shardId-000000000003"]
     children = {"shardId-000000000002", "shardId-000000000003"}

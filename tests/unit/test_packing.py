@@ -1,8 +1,30 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from beam_kinesis_sink.batcher import Batcher
 from beam_kinesis_sink.limits import Limits
-from beam_kinesis_sink.packing import pack, take_prefix
+from beam_kinesis_sink.packing import take_prefix
+from beam_kinesis_sink.rate_limit import RateLimitConfig, RateLimiter
+from beam_kinesis_sink.records import KinesisRecord
+from beam_kinesis_sink.shard_buffers import Item, ShardQueue
+
+
+def pack(sizes, limits):
+    """The requests the engine's batcher makes of one shard's queue while
+    draining, as lists of indexes into ``sizes``; records over the record
+    limit are refused first (the converter's job) and returned apart."""
+    rejected = [i for i, size in enumerate(sizes) if size > limits.max_record_bytes]
+    queue = ShardQueue("shard")
+    for i, size in enumerate(sizes):
+        if size <= limits.max_record_bytes:
+            queue.append(Item(KinesisRecord(b"", str(i)), size, hash_key=0))
+    batcher = Batcher(limits, RateLimiter(RateLimitConfig(enabled=False)))
+    requests = []
+    while len(queue):
+        batch = batcher.next_batch(queue, now=0.0, force=True).batch
+        assert batch is not None and queue.nbytes == sum(queue.sizes())
+        requests.append([int(item.record.partition_key) for item in batch.items])
+    return requests, rejected
 
 limits_strategy = st.builds(
     lambda n, rec, extra: Limits(

@@ -8,15 +8,14 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from beam_kinesis_sink.messages import redact
-from beam_kinesis_sink.retry import (
+from beam_kinesis_sink.classifier import (
     Action,
-    Backoff,
-    RetryPolicy,
     classify_exception,
     classify_record_error,
     classify_service_error,
 )
+from beam_kinesis_sink.messages import redact
+from beam_kinesis_sink.retry import Backoff, RetryPolicy
 from tests.unit.fakes import client_error
 
 

@@ -200,7 +200,7 @@ def test_back_pressure_bounds_the_buffer():
     outcomes = run(writer, records(20_000))
     assert len(split(outcomes)[0]) == 20_000
     # The bound plus at most one record that triggered the wait.
-    assert writer.stats.max_buffered_records <= 1001
+    assert writer.buffers.peak_records <= 1001
 
 
 def test_flush_deadline_dead_letters_what_is_left_and_returns():
@@ -228,7 +228,7 @@ def test_receipt_on_an_unexpected_shard_refreshes_the_map():
     # The client believes in one shard; the server has four.
     fake_shards = fake.shards
     fake.shards = one_shard()
-    writer._ensure_shard_map()
+    writer.locator.refresh()
     fake.shards = fake_shards
     before = fake.list_shards_calls
     run(writer, records(100))

@@ -1,0 +1,113 @@
+"""Outcomes: the one place that builds :class:`WriteReceipt` and
+:class:`DeadLetter`, with one clock, redaction and metrics.
+
+Every record the sink is given ends here exactly once: written, rejected
+before any request (a :class:`~beam_kinesis_sink.convert.Rejection`), or
+given up on. Each outcome travels with its opaque context (for the DoFns:
+the element's timestamp, windows and pane) until the caller takes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional, Tuple, Union
+
+from beam_kinesis_sink import metrics as m
+from beam_kinesis_sink.convert import Rejection
+from beam_kinesis_sink.records import DeadLetter, WriteReceipt
+from beam_kinesis_sink.shard_buffers import Item
+from beam_kinesis_sink.sharding import UNKNOWN_SHARD
+
+Outcome = Tuple[Union[WriteReceipt, DeadLetter], Any]
+
+
+class Outcomes:
+    """Builds outcomes for one stream and keeps them until they are taken."""
+
+    def __init__(
+        self,
+        stream: str,
+        metrics: m.MetricsSink,
+        wall_clock: Callable[[], float],
+        redact: Callable[[str], str],
+    ) -> None:
+        self.stream = stream
+        self.metrics = metrics
+        self._wall = wall_clock
+        self.redact = redact
+        self._pending: List[Outcome] = []
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def take(self) -> List[Outcome]:
+        out, self._pending = self._pending, []
+        return out
+
+    def clear(self) -> None:
+        self._pending.clear()
+
+    def _now_micros(self) -> int:
+        return int(self._wall() * 1_000_000)
+
+    def written(self, items: List[Tuple[Item, str, str]]) -> None:
+        """Receipts for ``(item, shard_id, sequence_number)`` triples."""
+        if not items:
+            return
+        for item, shard_id, sequence_number in items:
+            record = item.record
+            receipt = WriteReceipt(
+                stream=self.stream,
+                partition_key=record.partition_key,
+                explicit_hash_key=record.explicit_hash_key,
+                shard_id=shard_id,
+                sequence_number=sequence_number,
+                attempts=item.attempts,
+                size_bytes=item.size,
+                element_timestamp_micros=item.element_timestamp_micros,
+            )
+            self._pending.append((receipt, item.context))
+        self.metrics.inc(m.RECORDS_WRITTEN, len(items))
+        self.metrics.inc(m.BYTES_WRITTEN, sum(item.size for item, _, _ in items))
+
+    def gave_up(self, item: Item, code: str, message: str, shard_id: Optional[str]) -> None:
+        """A dead letter for a record the sink tried (or meant) to send."""
+        record = item.record
+        self._dead(
+            DeadLetter(
+                stream=self.stream,
+                data=record.data,
+                partition_key=record.partition_key,
+                explicit_hash_key=record.explicit_hash_key,
+                error_code=code,
+                error_message=self.redact(message),
+                attempts=item.attempts,
+                shard_id=None if shard_id == UNKNOWN_SHARD else shard_id,
+                failed_at_micros=self._now_micros(),
+                element_timestamp_micros=item.element_timestamp_micros,
+                element_preview=None,
+            ),
+            item.context,
+        )
+
+    def rejected(self, rejection: Rejection, context: Any, element_timestamp_micros: Optional[int]) -> None:
+        """A dead letter for an element refused before any request."""
+        self._dead(
+            DeadLetter(
+                stream=self.stream,
+                data=rejection.data,
+                partition_key=rejection.partition_key,
+                explicit_hash_key=rejection.explicit_hash_key,
+                error_code=rejection.error_code,
+                error_message=self.redact(rejection.error_message),
+                attempts=0,
+                shard_id=None,
+                failed_at_micros=self._now_micros(),
+                element_timestamp_micros=element_timestamp_micros,
+                element_preview=rejection.element_preview,
+            ),
+            context,
+        )
+
+    def _dead(self, letter: DeadLetter, context: Any) -> None:
+        self.metrics.dead_letter(letter.error_code)
+        self._pending.append((letter, context))

@@ -1,0 +1,198 @@
+"""Shard buffers: the records waiting to be written, one queue per shard.
+
+A record is *held* from :meth:`ShardBuffers.add` until its outcome is made
+(:meth:`ShardBuffers.release`), whether it is queued, in flight or waiting
+for a retry. Each count has one owner: a queue counts its own records and
+bytes, the buffers count what they hold; nobody else adds or subtracts.
+
+Where the coming features go: a stream per element makes the key of
+:class:`ShardBuffers` a ``(stream, shard)`` pair instead of a shard id;
+nothing else here changes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional
+
+from beam_kinesis_sink.records import KinesisRecord
+
+
+class Item:
+    """A record on its way: what the sink knows of it between add and outcome."""
+
+    __slots__ = (
+        "record", "size", "hash_key", "context", "element_timestamp_micros",
+        "attempts", "first_attempt", "not_before", "last_code", "last_message",
+    )
+
+    def __init__(
+        self,
+        record: KinesisRecord,
+        size: int,
+        hash_key: int,
+        context: Any = None,
+        element_timestamp_micros: Optional[int] = None,
+    ) -> None:
+        self.record = record
+        self.size = size
+        self.hash_key = hash_key
+        self.context = context
+        self.element_timestamp_micros = element_timestamp_micros
+        #: PutRecords attempts made so far
+        self.attempts = 0
+        #: clock time of the first attempt
+        self.first_attempt: Optional[float] = None
+        #: the next attempt may not start before this clock time (backoff)
+        self.not_before = 0.0
+        #: the last error, kept for the dead letter if the budget runs out
+        self.last_code = ""
+        self.last_message = ""
+
+
+class Batch:
+    """The records of one PutRecords request, all of one shard."""
+
+    __slots__ = ("shard_id", "items", "nbytes", "split")
+
+    def __init__(self, shard_id: str, items: List[Item], nbytes: int, split: bool = False) -> None:
+        self.shard_id = shard_id
+        self.items = items
+        self.nbytes = nbytes
+        #: a part of a batch the service refused for its content
+        self.split = split
+
+
+class ShardQueue:
+    """The records of one shard, in input order; retries go back to the head."""
+
+    __slots__ = ("shard_id", "_items", "_splits", "_nbytes", "in_flight", "ready_at")
+
+    def __init__(self, shard_id: str) -> None:
+        self.shard_id = shard_id
+        self._items: Deque[Item] = deque()
+        #: parts of a refused batch, sent as they are before anything else
+        self._splits: Deque[List[Item]] = deque()
+        self._nbytes = 0
+        #: a call of this shard is in flight
+        self.in_flight = False
+        #: the rate limiter cannot admit a full batch before this clock time;
+        #: reset when a call of this shard completes (its rate may have changed)
+        self.ready_at = 0.0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the queued records (not of the split parts)."""
+        return self._nbytes
+
+    @property
+    def head(self) -> Optional[Item]:
+        return self._items[0] if self._items else None
+
+    def sizes(self) -> Iterator[int]:
+        """Sizes of the queued records, from the head."""
+        return (item.size for item in self._items)
+
+    def append(self, item: Item) -> None:
+        self._items.append(item)
+        self._nbytes += item.size
+
+    def requeue(self, items: List[Item]) -> None:
+        """Put ``items`` back at the head, in their order."""
+        self._items.extendleft(reversed(items))
+        self._nbytes += sum(item.size for item in items)
+
+    def take(self, count: int) -> List[Item]:
+        """Remove and return the first ``count`` records."""
+        taken = [self._items.popleft() for _ in range(count)]
+        self._nbytes -= sum(item.size for item in taken)
+        return taken
+
+    def push_splits(self, parts: List[List[Item]]) -> None:
+        """Send ``parts`` next, in order, each as its own request."""
+        self._splits.extendleft(reversed(parts))
+
+    def pop_split(self) -> Optional[List[Item]]:
+        return self._splits.popleft() if self._splits else None
+
+    @property
+    def has_splits(self) -> bool:
+        return bool(self._splits)
+
+    def take_all(self) -> List[Item]:
+        """Remove and return everything queued, split parts first."""
+        items = [item for part in self._splits for item in part]
+        self._splits.clear()
+        items.extend(self.take(len(self._items)))
+        return items
+
+
+class ShardBuffers:
+    """The queues of all shards, and the records held until their outcome."""
+
+    def __init__(self) -> None:
+        self._queues: Dict[str, ShardQueue] = {}
+        self._records = 0
+        self._bytes = 0
+        #: the most records and bytes held at once (for bounds checks and benchmarks)
+        self.peak_records = 0
+        self.peak_bytes = 0
+
+    @property
+    def records(self) -> int:
+        """Records held: queued, in flight or waiting for a retry."""
+        return self._records
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def over(self, max_records: int, max_bytes: int) -> bool:
+        return self._records > max_records or self._bytes > max_bytes
+
+    def queue(self, shard_id: str) -> ShardQueue:
+        queue = self._queues.get(shard_id)
+        if queue is None:
+            queue = self._queues[shard_id] = ShardQueue(shard_id)
+        return queue
+
+    def queues(self) -> Iterable[ShardQueue]:
+        return self._queues.values()
+
+    def add(self, item: Item, shard_id: str) -> None:
+        self.queue(shard_id).append(item)
+        self._records += 1
+        self._bytes += item.size
+        if self._records > self.peak_records:
+            self.peak_records = self._records
+        if self._bytes > self.peak_bytes:
+            self.peak_bytes = self._bytes
+
+    def release(self, item: Item) -> None:
+        """``item`` has its outcome: it is no longer held."""
+        self._records -= 1
+        self._bytes -= item.size
+
+    def rebucket(self, shard_of: Callable[[int], str]) -> None:
+        """Move queued records to the queues of their shards under a new map.
+
+        Queues with a call in flight or split parts pending keep their
+        records: those follow on their next attempt, and the service has the
+        last word on placement anyway.
+        """
+        for queue in list(self._queues.values()):
+            if queue.in_flight or queue.has_splits or not len(queue):
+                continue
+            for item in queue.take_all():
+                self.queue(shard_of(item.hash_key)).append(item)
+
+    def clear(self) -> int:
+        """Forget everything; returns how many records were held."""
+        forgotten = self._records
+        self._queues.clear()
+        self._records = 0
+        self._bytes = 0
+        return forgotten

@@ -1,0 +1,87 @@
+"""Submitter: PutRecords calls on a small thread pool, and their futures.
+
+This is the only part that does I/O for records. It builds each request
+body once per attempt, sends it, and hands back what came of it (an answer
+or an exception) untouched: judging it is the classifier's job. All else
+runs in the caller's thread, so Beam metrics (bound to the bundle's thread)
+are always updated from the right thread.
+
+Where the coming features go: a faster PutRecords codec of the sink's own
+replaces :meth:`Submitter._call`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from typing import Any, Dict, List, NamedTuple, Optional
+
+from beam_kinesis_sink.shard_buffers import Batch
+
+
+class Completed(NamedTuple):
+    """A finished call: the batch it carried, and its answer or exception."""
+
+    batch: Batch
+    response: Any
+    error: Optional[BaseException]
+
+
+def request_entries(batch: Batch) -> List[dict]:
+    """The ``Records`` of a PutRecords request for ``batch``."""
+    entries = []
+    for item in batch.items:
+        record = item.record
+        entry = {"Data": record.data, "PartitionKey": record.partition_key}
+        if record.explicit_hash_key is not None:
+            entry["ExplicitHashKey"] = record.explicit_hash_key
+        entries.append(entry)
+    return entries
+
+
+class Submitter:
+    def __init__(self, client: Any, stream_args: Dict[str, str], max_in_flight: int) -> None:
+        self.client = client
+        self._stream_args = stream_args
+        self._futures: Dict[cf.Future, Batch] = {}
+        self._pool = cf.ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="kinesis-put")
+
+    def __len__(self) -> int:
+        """Calls in flight."""
+        return len(self._futures)
+
+    def submit(self, batch: Batch) -> None:
+        entries = request_entries(batch)
+        self._futures[self._pool.submit(self._call, entries)] = batch
+
+    def _call(self, entries: List[dict]) -> Any:
+        return self.client.put_records(Records=entries, **self._stream_args)
+
+    def completed(self, wait: Optional[float] = None) -> List[Completed]:
+        """Calls that have finished. With ``wait``, block up to that many
+        seconds for the first one; without, only look."""
+        if not self._futures:
+            return []
+        if wait is None:
+            done = [f for f in self._futures if f.done()]
+        else:
+            done, _ = cf.wait(list(self._futures), timeout=wait, return_when=cf.FIRST_COMPLETED)
+        return [self._result(future) for future in done]
+
+    def _result(self, future: cf.Future) -> Completed:
+        batch = self._futures.pop(future)
+        try:
+            return Completed(batch, future.result(), None)
+        except Exception as exc:  # every failure of a call is an answer to classify
+            return Completed(batch, None, exc)
+
+    def abandon(self) -> List[Batch]:
+        """Stop waiting for the calls in flight; returns their batches. The
+        calls may still complete on the service (their results are ignored)."""
+        batches = list(self._futures.values())
+        for future in self._futures:
+            future.cancel()
+        self._futures.clear()
+        return batches
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
