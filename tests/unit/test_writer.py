@@ -20,6 +20,7 @@ from beam_kinesis_sink.rate_limit import RateLimitConfig
 from beam_kinesis_sink.records import DeadLetter, ErrorCode, KinesisRecord, WriteReceipt
 from beam_kinesis_sink.retry import RetryPolicy
 from beam_kinesis_sink.writer import KinesisWriter, WriterOptions
+from tests.unit import test_classifier
 from tests.unit.fakes import FakeKinesis, client_error, one_shard
 
 FAST = RetryPolicy(max_attempts=5, max_elapsed_seconds=30, base_delay=0.001, max_delay=0.005)
@@ -270,3 +271,36 @@ def test_no_record_is_lost_or_doubled_under_random_faults(seed, n, record_fail, 
                                 "ServiceUnavailable")
         assert v.attempts == FAST.max_attempts
     assert writer.buffered_records == 0
+
+
+class _AnswerScript:
+    """A client whose PutRecords answers are drawn by Hypothesis (any JSON shape)."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def list_shards(self, **kwargs):
+        return {"Shards": one_shard()}
+
+    def put_records(self, Records, **kwargs):  # noqa: N803 - boto3's name
+        with self.lock:
+            answer = self.answers[self.calls % len(self.answers)]
+            self.calls += 1
+        return answer
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(answers=st.lists(test_classifier.answers, min_size=1, max_size=8), n=st.integers(1, 40))
+def test_no_answer_crashes_the_writer_or_writes_a_receipt_without_a_sequence_number(answers, n):
+    client = _AnswerScript(answers)
+    outcomes = run(KinesisWriter(client, "s", options(retry=RetryPolicy(max_attempts=3, base_delay=0))),
+                   records(n))
+    assert sorted(c for _, c in outcomes) == list(range(n))  # every record exactly one outcome
+    for value, _ in outcomes:
+        if isinstance(value, WriteReceipt):
+            assert isinstance(value.sequence_number, str) and value.sequence_number
+            assert isinstance(value.shard_id, str) and value.shard_id
+        else:
+            assert value.error_code and 1 <= value.attempts <= 3
