@@ -294,12 +294,6 @@ class ReadDeadLetters(beam.PTransform):
         return records | "FromAvro" >> beam.Map(from_avro).with_output_types(DeadLetter)
 
 
-def iter_dead_letters(records: Iterable[Mapping[str, Any]]) -> Iterable[DeadLetter]:
-    """``from_avro`` over records, e.g. those of ``fastavro.reader``."""
-    for record in records:
-        yield from_avro(record)
-
-
 def is_dead_letter_schema(writer_schema: Any) -> Optional[str]:
     """``None`` when ``writer_schema`` (an Avro file's schema) is a dead-letter
     schema this code reads; otherwise the reason it is not."""

@@ -166,6 +166,26 @@ class WriteToKinesis(beam.PTransform):
     def settings(self) -> SinkSettings:
         return self._settings
 
+    def display_data(self) -> dict:
+        """What runners show of this transform (never a credential)."""
+        s = self._settings
+        w = s.writer
+        return {
+            "stream": s.stream,
+            "batching": self._batching,
+            "region_name": s.client_config.region_name or "(default chain)",
+            "endpoint_url": s.client_config.endpoint_url or "(default)",
+            "max_records_per_request": w.limits.max_records_per_request,
+            "max_request_bytes": w.limits.max_request_bytes,
+            "max_record_bytes": w.limits.max_record_bytes,
+            "max_attempts": w.retry.max_attempts,
+            "max_retry_seconds": w.retry.max_elapsed_seconds,
+            "on_fatal_error": w.on_fatal_error,
+            "max_in_flight": w.max_in_flight,
+            "rate_limit": w.rate_limit.enabled,
+            "flush_timeout_seconds": s.flush_timeout_seconds,
+        }
+
     def expand(self, pcoll: beam.PCollection) -> WriteToKinesisResult:
         windowfn = getattr(getattr(pcoll, "windowing", None), "windowfn", None)
         if isinstance(windowfn, window.SlidingWindows):

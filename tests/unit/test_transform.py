@@ -69,3 +69,20 @@ def test_sharded_record_schema_is_portable():
 
     for f in named_tuple_to_schema(ShardedRecord).fields:
         assert f.type.WhichOneof("type_info") == "atomic_type", (f.name, f.type)
+
+
+def test_display_data_names_the_stream_and_options_but_no_credential():
+    from apache_beam.transforms.display import DisplayData
+
+    secret = "SECRET-KEY-abcdefghijklmnop"
+    transform = WriteToKinesis(
+        "orders", partition_key=lambda e: "k", max_attempts=7, batching="stateful",
+        client_config=ClientConfig(region_name="eu-west-1", aws_access_key_id="AKIAABCDEFGHIJKLMNOP",
+                                   aws_secret_access_key=secret, aws_session_token="TOKEN-xyz-123456"),
+    )
+    items = {item.key: item.value for item in DisplayData.create_from(transform).items}
+    assert items["stream"] == "orders"
+    assert items["max_attempts"] == 7 and items["batching"] == "stateful"
+    assert items["region_name"] == "eu-west-1"
+    text = repr(items)
+    assert secret not in text and "AKIAABCDEFGHIJKLMNOP" not in text and "TOKEN-xyz" not in text
