@@ -37,7 +37,6 @@ class RateLimitConfig:
     increase_fraction: float = 0.05
     min_rate_fraction: float = 0.02
     max_rate_factor: float = 1.0
-    #: keep a fraction of the nominal rate free (e.g. for live producers)
     enabled: bool = True
 
     def __post_init__(self) -> None:
@@ -118,6 +117,10 @@ class ShardLimiter:
     def acquire(self, records: int, nbytes: int) -> None:
         self.records.take(records)
         self.bytes.take(nbytes)
+
+    def give_back(self, records: int, nbytes: int) -> None:
+        self.records.give_back(records)
+        self.bytes.give_back(nbytes)
 
     def on_result(self, throttled_share: float) -> None:
         """Adapt to one request's outcome: the share of its records throttled."""
@@ -202,6 +205,13 @@ class RateLimiter:
             self.shard(shard_id).acquire(records, nbytes)
         if self.global_limit is not None:
             self.global_limit.bucket.take(records)
+
+    def give_back(self, shard_id: str, records: int, nbytes: int) -> None:
+        """Return the tokens of a request that never reached the shard."""
+        if self.config.enabled:
+            self.shard(shard_id).give_back(records, nbytes)
+        if self.global_limit is not None:
+            self.global_limit.bucket.give_back(records)
 
     def on_result(self, shard_id: str, throttled_share: float) -> None:
         if self.config.enabled:

@@ -285,6 +285,10 @@ class KinesisWriter:
         """Metrics of the call, and feedback for the shard's rate limiter."""
         if verdict.call_failed:
             self.metrics.inc(m.PUT_RECORDS_FAILED_CALLS)
+            if not verdict.throttled:
+                # The shard did not take these records: the tokens go back, or
+                # an outage's retries would wait for tokens of records never sent.
+                self.rate_limiter.give_back(batch.shard_id, len(batch.items), batch.nbytes)
         if verdict.throttled:
             self.metrics.inc(m.RECORDS_THROTTLED, verdict.throttled)
         if verdict.feedback is not None:

@@ -304,3 +304,44 @@ def test_no_answer_crashes_the_writer_or_writes_a_receipt_without_a_sequence_num
             assert isinstance(value.shard_id, str) and value.shard_id
         else:
             assert value.error_code and 1 <= value.attempts <= 3
+
+
+class _SimulatedTime:
+    """An injected clock that moves only when the engine sleeps."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def _outage_run(rate_limit):
+    """Connection refused from the start (ListShards and every PutRecords):
+    simulated seconds until every record has its dead letter."""
+    time_ = _SimulatedTime()
+    fake = FakeKinesis(lambda call, recs: (_ for _ in ()).throw(ConnectionRefusedError("refused")))
+    fake.shards = ConnectionRefusedError("refused")
+    metrics = CountingMetrics()
+    writer = KinesisWriter(fake, "s", WriterOptions(rate_limit=rate_limit, max_in_flight=4),
+                           metrics=metrics, clock=time_.clock, sleep=time_.sleep,
+                           rand=random.Random(7).random)
+    outcomes = run(writer, records(4000), timeout=None)
+    written, dead = split(outcomes)
+    assert not written and len(dead) == 4000
+    assert {v.error_code for v, _ in dead} == {ErrorCode.CONNECTION_ERROR}
+    assert metrics.counters["put_records_failed_calls"] == len(fake.calls) > 0  # the fault fired
+    return time_.now, len(fake.calls)
+
+
+def test_an_outage_drains_as_fast_with_the_limiter_as_without():
+    # Calls that fail as a whole return the tokens they took: the limiter must
+    # not turn an outage's retries into minutes of waiting for tokens.
+    limited, limited_calls = _outage_run(RateLimitConfig())
+    unlimited, unlimited_calls = _outage_run(NO_RATE)
+    assert unlimited > 0
+    assert limited <= 2 * unlimited, (limited, unlimited)
+    assert limited_calls >= 4000 * 20 // 500  # every record used its whole budget of attempts
