@@ -32,14 +32,15 @@ class Action(enum.Enum):
     SPLIT = "split"
     #: will never succeed for this stream: dead-letter (or fail, if asked)
     FATAL = "fatal"
-    #: this record will never succeed: dead-letter it
+    #: these records will never succeed: dead-letter them (not fatal)
     DROP_RECORD = "drop_record"
 
 
-#: Codes that mean "too fast": retried, and fed to the rate limiter.
-THROTTLING_CODES = frozenset(
+E = ErrorCode
+
+#: Other names services and SDKs give throttling: reported as ``THROTTLED``.
+THROTTLING_ALIASES = frozenset(
     {
-        "ProvisionedThroughputExceededException",
         "LimitExceededException",
         "ThrottlingException",
         "Throttling",
@@ -49,50 +50,49 @@ THROTTLING_CODES = frozenset(
         "RequestThrottledException",
         "TooManyRequestsException",
         "SlowDown",
-        "KMSThrottlingException",
     }
 )
 
-#: Service-side transient codes: retried.
-TRANSIENT_CODES = frozenset(
-    {
-        "InternalFailure",
-        "InternalError",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "ResourceInUseException",
-    }
-)
+#: "Too fast": retried, and fed to the rate limiter.
+THROTTLING_CODES = frozenset({E.THROTTLED, E.KMS_THROTTLED}) | THROTTLING_ALIASES
+
+#: Transient service codes → the documented code they are reported as. Retried.
+TRANSIENT_CODES = {
+    "InternalFailure": E.INTERNAL_FAILURE,
+    "InternalError": E.INTERNAL_FAILURE,
+    "InternalServerError": E.INTERNAL_FAILURE,
+    "ServiceUnavailable": E.SERVICE_UNAVAILABLE,
+    "ServiceUnavailableException": E.SERVICE_UNAVAILABLE,
+    "RequestTimeout": E.SERVICE_UNAVAILABLE,
+    "RequestTimeoutException": E.SERVICE_UNAVAILABLE,
+    "ResourceInUseException": E.RESOURCE_IN_USE,
+}
 
 #: The request's content was refused: split the batch to isolate the records.
-SPLIT_CODES = frozenset({"ValidationException", "InvalidArgumentException", "SerializationException"})
+SPLIT_CODES = frozenset({E.VALIDATION, E.INVALID_ARGUMENT, E.SERIALIZATION_EXCEPTION})
 
-#: Will fail again for every record of this stream and this identity.
+#: Will fail again for every record of this stream and this identity: the
+#: only codes that ``on_fatal_error="fail"`` fails the pipeline on.
 FATAL_CODES = frozenset(
     {
-        "ResourceNotFoundException",
-        "AccessDeniedException",
-        "KMSAccessDeniedException",
-        "KMSDisabledException",
-        "KMSInvalidStateException",
-        "KMSNotFoundException",
-        "KMSOptInRequired",
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "IncompleteSignature",
-        "MissingAuthenticationToken",
-        "ExpiredTokenException",
-        "InvalidClientTokenId",
-        "SignatureDoesNotMatch",
+        E.RESOURCE_NOT_FOUND,
+        E.ACCESS_DENIED,
+        E.KMS_ACCESS_DENIED,
+        E.KMS_DISABLED,
+        E.KMS_INVALID_STATE,
+        E.KMS_NOT_FOUND,
+        E.KMS_OPT_IN_REQUIRED,
+        E.UNRECOGNIZED_CLIENT,
+        E.INVALID_SIGNATURE,
+        E.INCOMPLETE_SIGNATURE,
+        E.MISSING_AUTHENTICATION_TOKEN,
+        E.EXPIRED_TOKEN,
+        E.INVALID_CLIENT_TOKEN_ID,
+        E.SIGNATURE_DOES_NOT_MATCH,
+        E.NO_CREDENTIALS,
+        E.PARTIAL_CREDENTIALS,
+        E.NO_REGION,
     }
-)
-
-#: Per-record codes that are worth another attempt.
-RETRYABLE_RECORD_CODES = frozenset({"ProvisionedThroughputExceededException", "InternalFailure"}) | (
-    THROTTLING_CODES
 )
 
 
@@ -104,13 +104,38 @@ class Classified:
     throttled: bool = False
 
 
+def _named(original: str, code: str, message: str) -> str:
+    """The message, naming the original code when it was normalised."""
+    if not original or original == code:
+        return message
+    return f"{original}: {message}" if message else original
+
+
+def _known(code: str, message: str) -> Optional[Classified]:
+    """The classification of a code in the tables, or None."""
+    if code in THROTTLING_CODES:
+        reported = E.KMS_THROTTLED if code == E.KMS_THROTTLED else E.THROTTLED
+        return Classified(Action.RETRY, reported, _named(code, reported, message), throttled=True)
+    if code in TRANSIENT_CODES:
+        return Classified(Action.RETRY, TRANSIENT_CODES[code], _named(code, TRANSIENT_CODES[code], message))
+    if code in SPLIT_CODES:
+        return Classified(Action.SPLIT, code, message)
+    if code in FATAL_CODES:
+        return Classified(Action.FATAL, code, message)
+    return None
+
+
 def classify_record_error(code: str, message: str) -> Classified:
     """Decide what to do with one failed entry of a PutRecords response."""
-    if code in RETRYABLE_RECORD_CODES or code in TRANSIENT_CODES:
-        return Classified(Action.RETRY, code, message, throttled=code in THROTTLING_CODES)
+    known = _known(code, message)
+    if known is None:
+        # Not a documented per-record code: worth another attempt, within the budget.
+        return Classified(Action.RETRY, E.UNKNOWN, _named(code, E.UNKNOWN, message))
+    if known.action is Action.RETRY:
+        return known
     # e.g. kinesis-mock answers an oversized record with a per-record
-    # InvalidArgumentException: retrying cannot help.
-    return Classified(Action.DROP_RECORD, code, message)
+    # InvalidArgumentException, and KMS errors come per record: retrying cannot help.
+    return Classified(Action.DROP_RECORD, known.error_code, known.error_message)
 
 
 def classify_exception(exc: BaseException) -> Classified:
@@ -118,43 +143,55 @@ def classify_exception(exc: BaseException) -> Classified:
     from botocore import exceptions as bx  # local: keep this module importable without I/O
 
     if isinstance(exc, bx.ClientError):
-        error = exc.response.get("Error", {}) if isinstance(exc.response, dict) else {}
+        response = exc.response if isinstance(exc.response, dict) else {}
+        error = response.get("Error") or {}
         code = str(error.get("Code") or "")
         message = str(error.get("Message") or exc)
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        status = int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
         return classify_service_error(code, message, status)
     if isinstance(exc, (bx.ConnectTimeoutError, bx.ReadTimeoutError)):
-        return Classified(Action.RETRY, ErrorCode.CONNECTION_ERROR, f"timeout: {exc}")
+        return Classified(Action.RETRY, E.CONNECTION_ERROR, f"timeout: {exc}")
     if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.HTTPClientError)):
-        return Classified(Action.RETRY, ErrorCode.CONNECTION_ERROR, f"connection failed: {exc}")
+        return Classified(Action.RETRY, E.CONNECTION_ERROR, f"connection failed: {exc}")
     if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError, bx.NoRegionError)):
         return Classified(Action.FATAL, type(exc).__name__, str(exc))
     if isinstance(exc, (ConnectionError, TimeoutError)):
-        return Classified(Action.RETRY, ErrorCode.CONNECTION_ERROR, f"{type(exc).__name__}: {exc}")
-    return Classified(Action.FATAL, ErrorCode.UNKNOWN, f"{type(exc).__name__}: {exc}")
+        return Classified(Action.RETRY, E.CONNECTION_ERROR, f"{type(exc).__name__}: {exc}")
+    # Not an answer of the service: a bug, which another attempt would repeat.
+    return Classified(Action.FATAL, E.UNKNOWN, f"{type(exc).__name__}: {exc}")
+
+
+def _by_status(status: int, message: str) -> Classified:
+    """A service error that gave only its HTTP status."""
+    text = f"HTTP {status}: {message}" if message else f"HTTP {status}"
+    if status == 429:
+        return Classified(Action.RETRY, E.THROTTLED, text, throttled=True)
+    if status == 500:
+        return Classified(Action.RETRY, E.INTERNAL_FAILURE, text)
+    if status > 500:
+        return Classified(Action.RETRY, E.SERVICE_UNAVAILABLE, text)
+    if status == 413:
+        # kinesalite answers a request over ~7 MiB with a bare HTTP 413.
+        return Classified(Action.SPLIT, E.INVALID_ARGUMENT, text)
+    if 400 <= status < 500:
+        return Classified(Action.DROP_RECORD, E.UNKNOWN, text)
+    return Classified(Action.RETRY, E.UNKNOWN, text)
 
 
 def classify_service_error(code: str, message: str, http_status: int = 0) -> Classified:
-    """Classify a service error by its code, then by its HTTP status."""
-    if code in THROTTLING_CODES:
-        return Classified(Action.RETRY, code, message, throttled=True)
-    if code in TRANSIENT_CODES:
-        return Classified(Action.RETRY, code, message)
-    if code in SPLIT_CODES:
-        return Classified(Action.SPLIT, code, message)
-    if code in FATAL_CODES or code.startswith("KMS"):
-        return Classified(Action.FATAL, code, message)
-    if http_status >= 500 or http_status == 429:
-        return Classified(
-            Action.RETRY,
-            code or ErrorCode.SERVICE_UNAVAILABLE,
-            message or f"HTTP {http_status}",
-            throttled=http_status == 429,
-        )
-    if http_status == 413:
-        # kinesalite answers a request over ~7 MiB with a bare HTTP 413.
-        return Classified(Action.SPLIT, code or ErrorCode.INVALID_ARGUMENT, message or "HTTP 413")
-    return Classified(Action.FATAL, code or ErrorCode.UNKNOWN, message or f"HTTP {http_status}")
+    """Classify a service error by its code, then by its HTTP status.
+
+    A code the tables do not know becomes ``UnknownError`` (the original code
+    in the message): retried within the budget, unless the status is a 4xx,
+    which another attempt would repeat; never fatal.
+    """
+    if not code or code.isdigit():  # botocore names a bare status by its number
+        return _by_status(http_status, "" if message == code else message)
+    known = _known(code, message)
+    if known is not None:
+        return known
+    action = Action.DROP_RECORD if 400 <= http_status < 500 else Action.RETRY
+    return Classified(action, E.UNKNOWN, _named(code, E.UNKNOWN, message))
 
 
 Indexed = Tuple[int, str, str]
@@ -236,7 +273,7 @@ def judge_failure(exc: BaseException, count: int) -> Verdict:
     if c.action is Action.SPLIT and count > 1:
         first, _ = split_in_two(count)
         return Verdict(call_failed=True, split=(range(first), range(first, count)))
-    if c.action is Action.SPLIT:
+    if c.action in (Action.SPLIT, Action.DROP_RECORD):
         return Verdict(dead=_all(count, c.error_code, c.error_message), call_failed=True)
     return Verdict(dead=_all(count, c.error_code, c.error_message), call_failed=True,
                    fatal=(c.error_code, c.error_message))

@@ -67,32 +67,62 @@ beam.coders.registry.register_coder(DeadLetter, beam.coders.RowCoder)
 
 
 class ErrorCode:
-    """Every ``DeadLetter.error_code`` this project produces.
+    """Every ``DeadLetter.error_code`` this project produces, and nothing else.
 
-    Codes checked before any request (``attempts == 0``):
+    Service codes that mean the same thing are normalised to one of these
+    (e.g. ``ThrottlingException`` → ``ProvisionedThroughputExceededException``,
+    HTTP 503 → ``ServiceUnavailable``), with the original code kept in the
+    message. The README's table of error codes lists the same set (a test
+    checks it).
     """
 
+    # Checked before any request (attempts == 0).
     SERIALIZATION_ERROR = "SerializationError"
     INVALID_PARTITION_KEY = "InvalidPartitionKey"
     INVALID_EXPLICIT_HASH_KEY = "InvalidExplicitHashKey"
     RECORD_TOO_LARGE = "RecordTooLarge"
 
-    # Codes returned by Kinesis, per record or for the whole request.
+    # Retried until the record's budget runs out.
     THROTTLED = "ProvisionedThroughputExceededException"
+    KMS_THROTTLED = "KMSThrottlingException"
     INTERNAL_FAILURE = "InternalFailure"
-    RESOURCE_NOT_FOUND = "ResourceNotFoundException"
-    ACCESS_DENIED = "AccessDeniedException"
+    #: HTTP 502/503/504, or a request timeout, outlasted the retry budget
+    SERVICE_UNAVAILABLE = "ServiceUnavailable"
+    #: timeouts and dropped or refused connections outlasted the retry budget
+    CONNECTION_ERROR = "ConnectionError"
+    #: the stream was being updated (e.g. resharded) for the whole budget
+    RESOURCE_IN_USE = "ResourceInUseException"
+
+    # The service refused the record itself: not retried.
     VALIDATION = "ValidationException"
     INVALID_ARGUMENT = "InvalidArgumentException"
-    # KMS* codes are passed through as the service names them.
+    SERIALIZATION_EXCEPTION = "SerializationException"
 
-    # Codes of the sink itself.
-    #: a retryable error (5xx, timeout, dropped connection) outlasted the retry budget
-    SERVICE_UNAVAILABLE = "ServiceUnavailable"
-    CONNECTION_ERROR = "ConnectionError"
+    # Stream-level: every record of this stream and identity would fail the
+    # same way. Not retried; with on_fatal_error="fail", the pipeline fails.
+    RESOURCE_NOT_FOUND = "ResourceNotFoundException"
+    ACCESS_DENIED = "AccessDeniedException"
+    KMS_ACCESS_DENIED = "KMSAccessDeniedException"
+    KMS_DISABLED = "KMSDisabledException"
+    KMS_INVALID_STATE = "KMSInvalidStateException"
+    KMS_NOT_FOUND = "KMSNotFoundException"
+    KMS_OPT_IN_REQUIRED = "KMSOptInRequired"
+    UNRECOGNIZED_CLIENT = "UnrecognizedClientException"
+    INVALID_SIGNATURE = "InvalidSignatureException"
+    INCOMPLETE_SIGNATURE = "IncompleteSignature"
+    MISSING_AUTHENTICATION_TOKEN = "MissingAuthenticationToken"
+    EXPIRED_TOKEN = "ExpiredTokenException"
+    INVALID_CLIENT_TOKEN_ID = "InvalidClientTokenId"
+    SIGNATURE_DOES_NOT_MATCH = "SignatureDoesNotMatch"
+    #: no credentials found by boto3's chain on the worker
+    NO_CREDENTIALS = "NoCredentialsError"
+    PARTIAL_CREDENTIALS = "PartialCredentialsError"
+    NO_REGION = "NoRegionError"
+
+    # The sink's own.
     #: finish_bundle's deadline passed before the record could be written
     DEADLINE_EXCEEDED = "DeadlineExceeded"
-    #: an error the sink does not know; the message holds the service's code
+    #: an error the sink does not know; the message holds the original code
     UNKNOWN = "UnknownError"
 
     # Codes of the pipelines in ``pipelines/``.
@@ -103,3 +133,8 @@ class ErrorCode:
     PRE_REQUEST = frozenset(
         {SERIALIZATION_ERROR, INVALID_PARTITION_KEY, INVALID_EXPLICIT_HASH_KEY, RECORD_TOO_LARGE}
     )
+
+    @classmethod
+    def all(cls) -> frozenset:
+        """Every code: the values of the class's upper-case str attributes."""
+        return frozenset(v for k, v in vars(cls).items() if k.isupper() and isinstance(v, str))

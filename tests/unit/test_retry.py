@@ -7,6 +7,8 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from beam_kinesis_sink.classifier import (
     Action,
@@ -15,6 +17,7 @@ from beam_kinesis_sink.classifier import (
     classify_service_error,
 )
 from beam_kinesis_sink.messages import redact
+from beam_kinesis_sink.records import ErrorCode
 from beam_kinesis_sink.retry import Backoff, RetryPolicy
 from tests.unit.fakes import client_error
 
@@ -42,9 +45,13 @@ from tests.unit.fakes import client_error
         ("KMSOptInRequired", 400, Action.FATAL, False),
         ("UnrecognizedClientException", 400, Action.FATAL, False),
         ("ExpiredTokenException", 400, Action.FATAL, False),
-        # Negative cases: an unknown 4xx is not retried forever.
-        ("SomethingNew", 400, Action.FATAL, False),
-        ("", 404, Action.FATAL, False),
+        # Negative cases: an unknown 4xx is not retried forever, and not fatal either.
+        ("SomethingNew", 400, Action.DROP_RECORD, False),
+        ("", 404, Action.DROP_RECORD, False),
+        ("404", 404, Action.DROP_RECORD, False),
+        ("SomethingNew", 500, Action.RETRY, False),
+        ("SomethingNew", 0, Action.RETRY, False),
+        ("KMSSomethingNew", 400, Action.DROP_RECORD, False),
     ],
 )
 def test_service_error_table(code, status, action, throttled):
@@ -86,6 +93,45 @@ def test_exception_table(exc, action):
 )
 def test_record_error_table(code, action):
     assert classify_record_error(code, "m").action is action
+
+
+@pytest.mark.parametrize(
+    "code, status, reported, named",
+    [
+        # botocore names a bare HTTP error by its status: reported as a documented code.
+        ("500", 500, ErrorCode.INTERNAL_FAILURE, "HTTP 500"),
+        ("502", 502, ErrorCode.SERVICE_UNAVAILABLE, "HTTP 502"),
+        ("503", 503, ErrorCode.SERVICE_UNAVAILABLE, "HTTP 503"),
+        ("", 504, ErrorCode.SERVICE_UNAVAILABLE, "HTTP 504"),
+        ("429", 429, ErrorCode.THROTTLED, "HTTP 429"),
+        ("413", 413, ErrorCode.INVALID_ARGUMENT, "HTTP 413"),
+        # Aliases become the documented code; the message keeps the original.
+        ("ThrottlingException", 400, ErrorCode.THROTTLED, "ThrottlingException"),
+        ("InternalServerError", 500, ErrorCode.INTERNAL_FAILURE, "InternalServerError"),
+        ("ServiceUnavailableException", 503, ErrorCode.SERVICE_UNAVAILABLE, "ServiceUnavailableException"),
+        ("KMSThrottlingException", 400, ErrorCode.KMS_THROTTLED, "msg"),
+        # An unknown code is UnknownError, naming the code.
+        ("SomethingNew", 400, ErrorCode.UNKNOWN, "SomethingNew"),
+        ("SomethingNew", 503, ErrorCode.UNKNOWN, "SomethingNew"),
+    ],
+)
+def test_service_codes_are_normalised_to_documented_ones(code, status, reported, named):
+    c = classify_service_error(code, "msg", status)
+    assert c.error_code == reported
+    assert named in c.error_message and "msg" in c.error_message
+
+
+def test_an_unknown_per_record_code_is_retried_as_unknown_error():
+    c = classify_record_error("BrandNewError", "details")
+    assert (c.action, c.error_code) == (Action.RETRY, ErrorCode.UNKNOWN)
+    assert c.error_message == "BrandNewError: details"
+
+
+@settings(max_examples=300)
+@given(code=st.text(max_size=30) | st.sampled_from(sorted(ErrorCode.all())), status=st.integers(0, 600))
+def test_every_classification_is_a_documented_code(code, status):
+    assert classify_service_error(code, "m", status).error_code in ErrorCode.all()
+    assert classify_record_error(code, "m").error_code in ErrorCode.all()
 
 
 def test_backoff_is_full_jitter_and_capped():
