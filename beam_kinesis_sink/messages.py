@@ -21,18 +21,31 @@ def clip(text: str, limit: int = PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def preview(element: Any) -> str:
-    """A short repr of an element for a dead letter; never raises."""
+def _valid(text: str) -> str:
+    """``text`` with a UTF-8 encoding (lone surrogates escaped)."""
     try:
-        text = repr(element)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def preview(element: Any) -> str:
+    """A short repr of an element for a dead letter; never raises, and is
+    always valid Unicode."""
+    try:
+        text = _valid(repr(element))
     except Exception as exc:  # a broken __repr__ must not crash the sink
         text = f"<{type(element).__name__}: repr failed: {type(exc).__name__}>"
     return clip(text)
 
 
 def describe(exc: BaseException) -> str:
-    """``Type: message`` of an exception, the message clipped."""
-    text = clip(str(exc), EXCEPTION_CHARS)
+    """``Type: message`` of an exception, the message clipped; never raises."""
+    try:
+        text = clip(_valid(str(exc)), EXCEPTION_CHARS)
+    except Exception:  # an exception whose str() raises
+        text = "<str() failed>"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -18,7 +18,7 @@ import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.utils.windowed_value import WindowedValue
 
-from beam_kinesis_sink.client import ClientConfig
+from beam_kinesis_sink.client import ClientConfig, redactor_for
 from beam_kinesis_sink.convert import Converted, Converter, Rejection
 from beam_kinesis_sink.metrics import BeamMetrics
 from beam_kinesis_sink.records import KinesisRecord, WriteReceipt
@@ -83,12 +83,14 @@ class _WriterDoFn(beam.DoFn):
             if cfg.max_pool_connections < self.settings.writer.max_in_flight:
                 # One pooled connection per call in flight, or botocore blocks on the pool.
                 cfg = dataclasses.replace(cfg, max_pool_connections=self.settings.writer.max_in_flight)
+            client = cfg.create_client()
             self._writer = KinesisWriter(
-                cfg.create_client(),
+                client,
                 self.settings.stream,
                 self.settings.writer,
                 metrics=BeamMetrics(),
-                secrets=cfg.secrets(),
+                # The credentials the client really uses, wherever they came from.
+                redactor=redactor_for(client, cfg),
             )
         return self._writer
 

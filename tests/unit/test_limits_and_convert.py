@@ -1,7 +1,14 @@
 import pytest
 
-from beam_kinesis_sink.convert import Converted, Converter, Rejection, default_serializer
-from beam_kinesis_sink.limits import Limits, normalize_explicit_hash_key
+from beam_kinesis_sink.convert import Converted, Converter, FieldGetter, Rejection, default_serializer
+from beam_kinesis_sink.limits import (
+    MAX_PARTITION_KEY_CHARS,
+    Limits,
+    check_partition_key,
+    normalize_explicit_hash_key,
+    normalize_partition_key,
+    utf16_code_units,
+)
 from beam_kinesis_sink.records import ErrorCode, KinesisRecord
 
 MAX = 2**128 - 1
@@ -126,3 +133,221 @@ def test_limits_validation():
         Limits(max_request_bytes=10, max_record_bytes=20)
     ten_mib = Limits(max_record_bytes=10 * 1024 * 1024, max_request_bytes=10 * 1024 * 1024)
     assert ten_mib.max_record_bytes == 10 * 1024 * 1024
+
+
+# ------------------------------------------------------------ hardening
+
+EMOJI = "\U0001F600"  # one character, two UTF-16 code units, four UTF-8 bytes
+
+
+def _const(value):
+    return lambda e: value
+
+
+@pytest.mark.parametrize("key", ["user-\udcff", "\ud800", "a\udbffb", "ok-" + "\udc80" * 3])
+def test_partition_key_with_a_lone_surrogate_is_rejected_not_raised(key):
+    position = next(i for i, c in enumerate(key) if 0xD800 <= ord(c) <= 0xDFFF)
+    result = Converter(partition_key=_const(key), limits=LIMITS).convert({"a": 1})
+    assert isinstance(result, Rejection)
+    assert result.error_code == ErrorCode.INVALID_PARTITION_KEY
+    assert "not valid Unicode" in result.error_message
+    assert f"lone surrogate (U+{ord(key[position]):04X}) at position {position}" in result.error_message
+    assert "errors='replace'" in result.error_message  # what to do
+    # Nothing in the rejection is unencodable: it goes into a UTF-8 dead letter.
+    assert result.partition_key is None
+    for text in (result.error_message, result.element_preview):
+        text.encode("utf-8")
+
+
+def test_kinesis_record_with_a_lone_surrogate_key_is_rejected():
+    result = Converter(limits=LIMITS).convert(KinesisRecord(b"x", "user-\udcff"))
+    assert isinstance(result, Rejection) and result.error_code == ErrorCode.INVALID_PARTITION_KEY
+    assert "position 5" in result.error_message
+
+
+@pytest.mark.parametrize(
+    "element, where",
+    [
+        ("text-\udcff", "position 5"),
+        ({"a": "\ud800"}, "element['a']"),
+        ({"a": [1, {"b": "x\udfff"}]}, "element['a'][1]['b']"),
+        ({"\udcff": 1}, "a key of element"),
+    ],
+)
+def test_elements_that_are_not_valid_unicode_are_serialization_errors(element, where):
+    result = Converter(partition_key=_const("k"), limits=Limits()).convert(element)
+    assert isinstance(result, Rejection), result
+    assert result.error_code == ErrorCode.SERIALIZATION_ERROR
+    assert "not valid Unicode" in result.error_message and "lone surrogate" in result.error_message
+    assert where in result.error_message
+    assert "serializer of your own" in result.error_message  # not clipped away
+    result.error_message.encode("utf-8")
+    result.element_preview.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["9" * 4301, "1" + "0" * 10_000, " " + "7" * 5000 + " ", 10**4301, -(10**5000), 2**20000],
+    ids=["str-4301-digits", "str-10001-digits", "str-5000-digits-spaced", "int-10**4301",
+         "int--10**5000", "int-2**20000"],
+)
+def test_explicit_hash_key_beyond_python_int_str_limit_is_rejected(value):
+    normalized, problem = normalize_explicit_hash_key(value)
+    assert normalized is None and problem[0] == ErrorCode.INVALID_EXPLICIT_HASH_KEY
+    assert len(problem[1]) < 200  # no 4,300-digit number in a message
+    result = Converter(partition_key=_const("k"), explicit_hash_key=_const(value),
+                       limits=LIMITS).convert({"a": 1})
+    assert isinstance(result, Rejection) and result.error_code == ErrorCode.INVALID_EXPLICIT_HASH_KEY
+    assert len(result.element_preview) < 250
+
+
+def test_explicit_hash_key_with_leading_zeros_is_counted_by_its_value():
+    assert normalize_explicit_hash_key("0" * 100 + "42") == ("42", None)
+    assert normalize_explicit_hash_key("0" * 5000 + str(MAX)) == (str(MAX), None)
+    assert normalize_explicit_hash_key("0" * 5000)[0] == "0"
+    assert normalize_explicit_hash_key("0" * 5000 + str(MAX + 1))[1][0] == ErrorCode.INVALID_EXPLICIT_HASH_KEY
+    assert "39 digits" in normalize_explicit_hash_key("1" * 40)[1][1]
+
+
+@pytest.mark.parametrize(
+    "key, units, ok",
+    [
+        (EMOJI * 128, 256, True),
+        (EMOJI * 129, 258, False),
+        (EMOJI * 256, 512, False),
+        ("k" * 255 + EMOJI, 257, False),
+        ("k" * 254 + EMOJI, 256, True),
+        ("é" * 256, 256, True),  # two UTF-8 bytes, one UTF-16 unit
+    ],
+)
+def test_partition_key_limit_counts_utf16_code_units(key, units, ok):
+    assert utf16_code_units(key) == units
+    problem = check_partition_key(key)
+    result = Converter(partition_key=_const(key), serializer=lambda e: e).convert(b"x")
+    if ok:
+        assert problem is None and isinstance(result, Converted)
+        assert result.size == 1 + len(key.encode("utf-8"))
+    else:
+        assert problem[0] == ErrorCode.INVALID_PARTITION_KEY
+        assert f"has {units} UTF-16 code units; at most {MAX_PARTITION_KEY_CHARS}" in problem[1]
+        assert isinstance(result, Rejection) and result.error_message == problem[1]
+
+
+def test_str_subclass_key_becomes_a_plain_str():
+    import enum
+
+    class Region(str, enum.Enum):
+        EU = "eu"
+
+    key, problem = normalize_partition_key(Region.EU)
+    assert problem is None and key == "eu" and type(key) is str
+    result = Converter(partition_key=_const(Region.EU)).convert({"a": 1})
+    assert isinstance(result, Converted) and type(result.record.partition_key) is str
+
+
+@pytest.mark.parametrize(
+    "element, shown",
+    [
+        (float("nan"), "the float nan at element"),
+        ({"a": [1, float("inf")]}, "the float inf at element['a'][1]"),
+        ({"x": {"y": float("-inf")}}, "the float -inf at element['x']['y']"),
+        ({float("nan"): 1}, "the float nan at a key of element"),
+    ],
+)
+def test_default_serializer_is_strict_json(element, shown):
+    with pytest.raises(ValueError) as raised:
+        default_serializer(element)
+    assert shown in str(raised.value)
+    result = Converter(partition_key=_const("k")).convert(element)
+    assert isinstance(result, Rejection) and result.error_code == ErrorCode.SERIALIZATION_ERROR
+    assert shown in result.error_message
+    assert "None" in result.error_message and "serializer of your own" in result.error_message
+
+
+def test_default_serializer_strict_json_in_dataclasses_and_namedtuples():
+    import dataclasses
+    from typing import NamedTuple
+
+    @dataclasses.dataclass
+    class Point:
+        x: float
+
+    class Reading(NamedTuple):
+        value: float
+
+    with pytest.raises(ValueError, match=r"nan at element\['p'\]\.x"):
+        default_serializer({"p": Point(float("nan"))})
+    with pytest.raises(ValueError, match=r"inf at element\['value'\]"):
+        default_serializer(Reading(float("inf")))
+    assert default_serializer({"p": Point(1.5)}) == b'{"p":{"x":1.5}}'
+
+
+@pytest.mark.parametrize("kind", ["dict", "object"])
+def test_field_name_partition_key_missing_explains_the_porting_trap(kind):
+    element = {"user": "u"} if kind == "dict" else object()
+    result = Converter(partition_key=FieldGetter("pk"), serializer=lambda e: b"x").convert(element)
+    assert isinstance(result, Rejection) and result.error_code == ErrorCode.INVALID_PARTITION_KEY
+    message = result.error_message
+    assert "no field 'pk'" in message
+    assert "a str partition_key is the name of a field" in message
+    assert "partition_key=lambda e: 'pk'" in message
+
+
+def test_field_name_explicit_hash_key_missing_explains_the_porting_trap():
+    result = Converter(partition_key=_const("k"), explicit_hash_key=FieldGetter("12345")).convert({"a": 1})
+    assert isinstance(result, Rejection) and result.error_code == ErrorCode.INVALID_EXPLICIT_HASH_KEY
+    assert "no field '12345'" in result.error_message
+    assert "a str explicit_hash_key is the name of a field" in result.error_message
+    assert "explicit_hash_key=lambda e: '12345'" in result.error_message
+    assert result.partition_key == "k"
+
+
+def test_a_lambda_that_fails_keeps_its_message():
+    result = Converter(partition_key=by_user).convert({"no_user": 1})
+    assert result.error_message == "partition_key function failed (missing key?): KeyError: 'user'"
+
+
+def test_exceptions_whose_text_cannot_be_read_or_encoded():
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("no str for you")
+
+    def raises(exc):
+        def fn(_):
+            raise exc
+        return fn
+
+    for exc in (Unprintable(), ValueError("bad \udcff"), KeyError("\ud800")):
+        for kwargs, code in (
+            ({"serializer": raises(exc)}, ErrorCode.SERIALIZATION_ERROR),
+            ({"partition_key": raises(exc)}, ErrorCode.INVALID_PARTITION_KEY),
+            ({"explicit_hash_key": raises(exc)}, ErrorCode.INVALID_EXPLICIT_HASH_KEY),
+        ):
+            kwargs.setdefault("partition_key", _const("k"))
+            result = Converter(**kwargs).convert({"a": 1})
+            assert isinstance(result, Rejection) and result.error_code == code
+            assert type(exc).__name__ in result.error_message
+            result.error_message.encode("utf-8")
+
+
+def test_broken_repr_and_unencodable_repr_in_previews():
+    class BrokenRepr:
+        def __repr__(self):
+            raise RuntimeError("nope")
+
+    class SurrogateRepr:
+        def __repr__(self):
+            return "<\udcff>"
+
+    for element in (BrokenRepr(), SurrogateRepr()):
+        result = Converter(partition_key=_const("k")).convert(element)
+        assert isinstance(result, Rejection) and result.error_code == ErrorCode.SERIALIZATION_ERROR
+        result.element_preview.encode("utf-8")
+
+
+@pytest.mark.parametrize("value", ["\U0010ffff" * 60, "\udcff" * 60, "x" * 10_000])
+def test_explicit_hash_key_message_stays_short(value):
+    _, problem = normalize_explicit_hash_key(value)
+    assert problem[0] == ErrorCode.INVALID_EXPLICIT_HASH_KEY
+    assert len(problem[1]) < 160
+    problem[1].encode("utf-8")

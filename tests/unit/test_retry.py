@@ -166,3 +166,21 @@ def test_redact_removes_credentials():
     assert "AKIAIOSFODNN7EXAMPLE" not in out
     assert "user:" not in out
     assert "kinesis.local" in out  # the useful part stays
+
+
+def test_previews_and_descriptions_never_raise_and_are_valid_unicode():
+    from beam_kinesis_sink.messages import describe, preview
+
+    class BadStr(Exception):
+        def __str__(self):
+            raise RuntimeError("no")
+
+    class SurrogateRepr:
+        def __repr__(self):
+            return "obj-\udcff"
+
+    assert describe(BadStr()) == "BadStr: <str() failed>"
+    assert describe(ValueError("x\ud800y")) == "ValueError: x\\ud800y"
+    assert preview(SurrogateRepr()) == "obj-\\udcff"
+    for text in (describe(ValueError("x\ud800")), preview(SurrogateRepr())):
+        text.encode("utf-8")
