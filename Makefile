@@ -26,7 +26,7 @@ $(NPM_STAMP): package.json package-lock.json
 install: $(PIP_STAMP) $(NPM_STAMP)
 
 flink-install: $(PIP_STAMP)
-	$(PY) scripts/flink/cluster.py install
+	$(PY) -m tools.flink_cluster install
 
 demo: install
 	$(PY) examples/demo.py

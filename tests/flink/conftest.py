@@ -1,44 +1,29 @@
 """A real standalone Flink cluster (JobManager, TaskManager, Beam job server and
 Python SDK worker pool, each its own process) for the tests in this folder.
 
-The cluster comes from ``scripts/flink/cluster.py``; its install is cached in
-``.cache/flink/`` (run ``scripts/flink/setup.sh`` first to keep the download
-out of the test's time). If installing or starting fails, every test that
-uses ``flink_cluster`` ERRORS with the reason; nothing is skipped.
+The cluster comes from ``tools/flink_cluster``; its install is cached in
+``.cache/flink/`` (run ``make flink-install`` first to keep the download out
+of the test's time). If installing or starting fails, every test that uses
+``flink_cluster`` ERRORS with the reason; nothing is skipped.
 
 To iterate quickly, start a cluster once and attach to it::
 
-    python scripts/flink/cluster.py start --detach
+    python -m tools.flink_cluster start --detach
     FLINK_CLUSTER_ATTACH=1 pytest tests/flink
-    python scripts/flink/cluster.py stop
+    python -m tools.flink_cluster stop
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from tools.flink_cluster import FlinkCluster, FlinkSetupError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-_SCRIPT = REPO_ROOT / "scripts" / "flink" / "cluster.py"
-
-
-def _load_cluster_module():
-    name = "beam_kinesis_sink_flink_cluster"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-flink = _load_cluster_module()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
@@ -50,15 +35,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
 
 
 @pytest.fixture(scope="session")
-def flink_cluster() -> Iterator[flink.FlinkCluster]:
+def flink_cluster() -> Iterator[FlinkCluster]:
     """A running cluster; ``.pipeline_options()`` gives PortableRunner options for it."""
     if os.environ.get("FLINK_CLUSTER_ATTACH"):
         try:
-            yield flink.FlinkCluster.attach()
-        except (flink.FlinkSetupError, OSError, KeyError, ValueError) as error:
+            yield FlinkCluster.attach()
+        except (FlinkSetupError, OSError, KeyError, ValueError) as error:
             pytest.fail(f"FLINK_CLUSTER_ATTACH is set but no cluster can be attached: {error}", pytrace=False)
         return
-    cluster = flink.FlinkCluster(
+    cluster = FlinkCluster(
         taskmanagers=int(os.environ.get("FLINK_TASKMANAGERS", "1")),
         slots_per_taskmanager=int(os.environ.get("FLINK_SLOTS_PER_TASKMANAGER", "2")),
         # SDK workers import the pipelines' code (this repo, tests included) by name.
@@ -66,7 +51,7 @@ def flink_cluster() -> Iterator[flink.FlinkCluster]:
     )
     try:
         cluster.start()
-    except flink.FlinkSetupError as error:
+    except FlinkSetupError as error:
         pytest.fail(f"could not install/start the Flink test cluster: {error}", pytrace=False)
     try:
         yield cluster

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Install everything the Flink tests need: Java + Maven (Debian packages, only
-# when missing) and, via cluster.py, Flink and Beam's Flink job server into
-# .cache/flink/ (from PyPI and Maven Central). Idempotent; a cached second run
-# downloads nothing and takes well under a second.
+# when missing) and, via `python -m tools.flink_cluster install`, Flink and
+# Beam's Flink job server into .cache/flink/ (from PyPI and Maven Central).
+# Idempotent; a cached second run downloads nothing.
 #
-#   scripts/flink/setup.sh            # uses $PYTHON, else .venv/bin/python, else python3
+#   tools/flink_cluster/setup.sh      # uses $PYTHON, else .venv/bin/python
+#
+# The Python must have this project installed (`make install`): the cluster
+# tooling imports beam_kinesis_sink.testing.processes.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,8 +26,10 @@ if ((${#need_apt[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
-python="${PYTHON:-}"
-if [[ -z "$python" ]]; then
-    if [[ -x "$root/.venv/bin/python" ]]; then python="$root/.venv/bin/python"; else python=python3; fi
+python="${PYTHON:-$root/.venv/bin/python}"
+if [[ ! -x "$python" ]] && ! command -v "$python" >/dev/null 2>&1; then
+    echo "setup.sh: no $python; run \`make install\` first or set PYTHON" >&2
+    exit 1
 fi
-exec "$python" "$here/cluster.py" install
+cd "$root"
+exec "$python" -m tools.flink_cluster install

@@ -1,0 +1,38 @@
+"""The few calls of Flink's REST API the cluster needs."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any, Dict, Optional
+
+
+def get(rest_url: str, path: str, timeout: float = 5.0) -> Any:
+    """``GET <rest_url><path>`` as JSON."""
+    with urllib.request.urlopen(f"{rest_url}{path}", timeout=timeout) as resp:
+        return json.load(resp)
+
+
+def overview(rest_url: str) -> Dict[str, Any]:
+    """``/overview``: TaskManagers, slots and jobs by state."""
+    return get(rest_url, "/overview")
+
+
+class SlotsProbe:
+    """Called, whether ``taskmanagers`` have registered ``slots`` in all;
+    ``last`` is the last ``/overview`` seen (for the error message)."""
+
+    def __init__(self, rest_url: str, taskmanagers: int, slots: int) -> None:
+        self.rest_url, self.taskmanagers, self.slots = rest_url, taskmanagers, slots
+        self.last: Optional[Dict[str, Any]] = None
+
+    def __call__(self) -> bool:
+        try:
+            self.last = overview(self.rest_url)
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+        return (
+            self.last.get("taskmanagers", 0) >= self.taskmanagers
+            and self.last.get("slots-total", 0) >= self.slots
+        )
