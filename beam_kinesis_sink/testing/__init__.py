@@ -1,16 +1,23 @@
-"""Test tooling for beam-kinesis-sink: local Kinesis servers, a fault-injecting
-front and a reader that reads a stream back.
+"""Test your own pipeline against a local Kinesis, with throttling and faults.
 
-Nothing here is imported by the sink itself. The modules use only the standard
-library plus boto3/botocore.
+A supported kit (see docs/testing.md); nothing here is imported by the sink
+itself.
 
 - :mod:`beam_kinesis_sink.testing.local_servers`: start kinesalite or
-  kinesis-mock (npm packages, ``npm ci`` at the repo root) as subprocesses.
+  kinesis-mock (npm packages; Node.js 20+) on 127.0.0.1 as subprocesses,
+  create streams, make boto3 clients for them.
+- :mod:`beam_kinesis_sink.testing.npm_packages`: where those npm packages
+  are found, or installed into the user cache on first use.
 - :mod:`beam_kinesis_sink.testing.fault_front`: an HTTP front that enforces
   the service limits the emulators leave out (request/record sizes, per-shard
   throttling) and injects faults (per-record InternalFailure, HTTP 500/503,
-  dropped connections, latency, access denied, missing streams).
+  dropped connections, latency, access denied, missing streams); in-process
+  or as its own process.
 - :mod:`beam_kinesis_sink.testing.readback`: read every record of a stream.
+- :mod:`beam_kinesis_sink.testing.processes`: process groups, free ports and
+  who listens where, for every server the kit (or the Flink scripts) start.
+
+Each name below can be imported from here as well as from its module.
 """
 
 from __future__ import annotations
@@ -18,8 +25,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Imported lazily, so that ``python -m beam_kinesis_sink.testing.fault_front``
-# does not import its own module twice.
+# Imported lazily: reading a stream back needs neither the front nor the servers.
 _EXPORTS = {
     "FaultConfig": "fault_front",
     "FaultFront": "fault_front",

@@ -1,12 +1,16 @@
 """Start real local Kinesis servers (kinesalite, kinesis-mock) as subprocesses.
 
-Both come from npm (``package.json`` at the repo root; run ``npm ci`` there).
-Each server listens on a free loopback port, in memory, and is stopped by
+Both come from npm and need Node.js 20+. Each server listens on a free port
+of 127.0.0.1 only (never on all interfaces), in memory, and is stopped by
 killing its whole process group.
 
     with start_kinesalite() as kinesis:
         kinesis.create_stream("s", shards=4)
         client = kinesis.client()
+
+The npm packages are found in ``$BEAM_KINESIS_SINK_NODE_MODULES``, the
+checkout's ``node_modules``, or the user cache, where the first use installs
+them: see :mod:`beam_kinesis_sink.testing.npm_packages`.
 
 Measured startup on the 2-core dev machine (process start to the first
 successful ListStreams): kinesalite 0.2-0.4 s, kinesis-mock 0.7-1.2 s
@@ -16,14 +20,18 @@ value of each run. Creating a stream takes about 0.1 s (kinesalite) and
 
 kinesalite 3.3.3 knows stream names only (not ``StreamARN``); kinesis-mock
 knows both. Both use account ``000000000000`` and region us-east-1.
+
+Loopback: kinesalite's command line has no host option, so it is started
+through its module API (``require('kinesalite')(options).listen(port,
+host)``). kinesis-mock 0.6.2 binds ``0.0.0.0`` with no option to change it;
+it is started after a few lines of JavaScript that make Node's
+``net.Server.listen`` use the loopback host (:data:`_LISTEN_ON_HOST_JS`).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,94 +40,67 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-NODE_MODULES_ENV = "BEAM_KINESIS_SINK_NODE_MODULES"
+from beam_kinesis_sink.testing.npm_packages import (
+    NODE_MODULES_ENV,
+    NPM_PACKAGES,
+    LocalServerError,
+    entry_point,
+    node_binary,
+    node_modules_dir,
+)
+from beam_kinesis_sink.testing.processes import LOOPBACK, free_port, listening_owner, stop_group
+
+# with names of npm_packages and processes that have always been importable from here
+__all__ = [
+    "NODE_MODULES_ENV",
+    "NPM_PACKAGES",
+    "LocalKinesis",
+    "LocalServerError",
+    "PortTakenError",
+    "create_stream",
+    "free_port",
+    "make_client",
+    "node_modules_dir",
+    "start_kinesalite",
+    "start_kinesis_mock",
+    "wait_active",
+]
+
 DUMMY_REGION = "us-east-1"
 DUMMY_ACCESS_KEY = "testing"
 DUMMY_SECRET_KEY = "testing"
 
-
-class LocalServerError(RuntimeError):
-    """A local Kinesis server could not be found, started or used."""
+#: ``node -e`` script: kinesalite (module at argv[1]) on port argv[2] of host
+#: argv[3], with the options (JSON) in argv[4]
+_KINESALITE_JS = """
+const [module, port, host, options] = process.argv.slice(1);
+const server = require(module)(JSON.parse(options));
+server.listen(Number(port), host, () => {
+  const address = server.address();
+  console.log("Listening at http://%s:%s", address.address, address.port);
+});
+"""
+#: ``node -e`` script: run the module at argv[1] with every server it
+#: starts listening on the host that replaces ``__HOST__``
+_LISTEN_ON_HOST_JS = """
+const net = require("net");
+const host = __HOST__;
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (...args) {
+  const first = args[0];
+  if (first !== null && typeof first === "object" && "port" in first) {
+    args[0] = Object.assign({}, first, { host });
+  } else if (typeof first === "number" || (typeof first === "string" && /^\\d+$/.test(first))) {
+    if (typeof args[1] === "string") args[1] = host; else args.splice(1, 0, host);
+  }
+  return listen.apply(this, args);
+};
+require(process.argv[1]);
+"""
 
 
 class PortTakenError(LocalServerError):
     """Another process serves the port the server was given."""
-
-
-def _kill_group(process: subprocess.Popen[bytes], term_timeout: float = 0.0) -> None:
-    """SIGTERM (if ``term_timeout``), then SIGKILL the process group; reap."""
-    steps = [(signal.SIGTERM, term_timeout)] if term_timeout > 0 else []
-    steps.append((signal.SIGKILL, 10.0))
-    for sig, wait in steps:
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _listening_owner(port: int) -> Optional[int]:
-    """The pid of the process listening on TCP ``port``, from /proc; None
-    where that cannot be told (no /proc, or not permitted)."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(f"socket:[{fields[9]}]")
-    if not inodes:
-        return None
-    try:
-        pids = [entry for entry in os.listdir("/proc") if entry.isdigit()]
-    except OSError:
-        return None
-    for pid in pids:
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
-                    return int(pid)
-        except OSError:
-            continue
-    return None
-
-
-def repo_root() -> Path:
-    """The repository root: the parent of the ``beam_kinesis_sink`` package."""
-    return Path(__file__).resolve().parent.parent.parent
-
-
-def node_modules_dir() -> Path:
-    """``$BEAM_KINESIS_SINK_NODE_MODULES``, else ``<repo root>/node_modules``."""
-    configured = os.environ.get(NODE_MODULES_ENV)
-    path = Path(configured) if configured else repo_root() / "node_modules"
-    if not path.is_dir():
-        raise LocalServerError(
-            f"node_modules not found at {path}: run `npm ci` in {repo_root()} "
-            f"(or set {NODE_MODULES_ENV} to a node_modules directory)"
-        )
-    return path
-
-
-def _node_binary() -> str:
-    node = shutil.which("node")
-    if node is None:
-        raise LocalServerError("`node` is not on PATH; Node.js 20+ is needed for the local servers")
-    return node
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def make_client(endpoint_url: str, *, max_attempts: int = 1, **config: Any) -> Any:
@@ -158,7 +139,7 @@ class LocalKinesis:
         argv: Sequence[str],
         port: int,
         env: Optional[Mapping[str, str]] = None,
-        host: str = "127.0.0.1",
+        host: str = LOOPBACK,
         startup_timeout: float = 60.0,
         term_timeout: float = 5.0,
     ) -> None:
@@ -183,12 +164,12 @@ class LocalKinesis:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=full_env,
-            cwd=str(repo_root()),
+            cwd=tempfile.gettempdir(),
             start_new_session=True,
         )
         # Kill the server if this object is garbage-collected or the
         # interpreter exits without stop() (a test that failed half-way).
-        self._finalizer = weakref.finalize(self, _kill_group, self._process)
+        self._finalizer = weakref.finalize(self, stop_group, self._process)
         try:
             self._wait_ready(startup_timeout)
         except BaseException:
@@ -222,7 +203,7 @@ class LocalKinesis:
             if self._process is None or self._process.poll() is not None:
                 code = self._process.returncode if self._process is not None else None
                 log = self.log_tail()
-                owner = _listening_owner(self.port)
+                owner = listening_owner(self.port)
                 if "EADDRINUSE" in log and owner is not None:
                     # Depending on timing, a server whose port is taken exits
                     # (EADDRINUSE) or keeps running beside the owner (below).
@@ -239,7 +220,7 @@ class LocalKinesis:
             except (BotoCoreError, ClientError, OSError) as error:
                 last_error = error
             else:
-                owner = _listening_owner(self.port)
+                owner = listening_owner(self.port)
                 if owner is None or owner == self._process.pid:
                     return
                 # another process answered on our port (a port race)
@@ -258,7 +239,7 @@ class LocalKinesis:
         process, self._process = self._process, None
         if process is not None:
             self._finalizer.detach()
-            _kill_group(process, self.term_timeout)
+            stop_group(process, self.term_timeout)
         if not self._log.closed:
             self._log.close()
 
@@ -323,30 +304,25 @@ def start_kinesalite(
     delete_stream_ms: int = 0,
     update_stream_ms: int = 0,
     startup_timeout: float = 30.0,
-    extra_args: Sequence[str] = (),
+    options: Optional[Mapping[str, Any]] = None,
 ) -> LocalKinesis:
-    """Start kinesalite (in memory) on a free loopback port."""
-    script = node_modules_dir() / "kinesalite" / "cli.js"
-    if not script.is_file():
-        raise LocalServerError(f"{script} not found: run `npm ci` in {repo_root()}")
-    node = _node_binary()
+    """Start kinesalite (in memory) on a free port of 127.0.0.1.
+
+    ``options`` go to kinesalite's module API beside the ones named here
+    (e.g. ``{"path": directory}`` for a LevelDB store instead of memory).
+    """
+    module = entry_point("kinesalite").parent
+    node = node_binary()
+    settings = {
+        "shardLimit": shard_limit,
+        "createStreamMs": create_stream_ms,
+        "deleteStreamMs": delete_stream_ms,
+        "updateStreamMs": update_stream_ms,
+        **(options or {}),
+    }
 
     def launch(chosen: int) -> LocalKinesis:
-        argv = [
-            node,
-            str(script),
-            "--port",
-            str(chosen),
-            "--shardLimit",
-            str(shard_limit),
-            "--createStreamMs",
-            str(create_stream_ms),
-            "--deleteStreamMs",
-            str(delete_stream_ms),
-            "--updateStreamMs",
-            str(update_stream_ms),
-            *extra_args,
-        ]
+        argv = [node, "-e", _KINESALITE_JS, str(module), str(chosen), LOOPBACK, json.dumps(settings)]
         return LocalKinesis("kinesalite", argv, chosen, startup_timeout=startup_timeout)
 
     return _launch_on_free_port(launch, port)
@@ -365,6 +341,21 @@ def _launch_on_free_port(launch: Callable[[int], LocalKinesis], port: Optional[i
     return launch(free_port())
 
 
+#: kinesis-mock's state-change delays, all set to ``durations_ms``
+_KINESIS_MOCK_DURATIONS = (
+    "CREATE_STREAM_DURATION",
+    "DELETE_STREAM_DURATION",
+    "REGISTER_STREAM_CONSUMER_DURATION",
+    "DEREGISTER_STREAM_CONSUMER_DURATION",
+    "START_STREAM_ENCRYPTION_DURATION",
+    "STOP_STREAM_ENCRYPTION_DURATION",
+    "MERGE_SHARDS_DURATION",
+    "SPLIT_SHARD_DURATION",
+    "UPDATE_SHARD_COUNT_DURATION",
+    "UPDATE_STREAM_MODE_DURATION",
+)
+
+
 def start_kinesis_mock(
     shard_limit: int = 1000,
     *,
@@ -376,15 +367,13 @@ def start_kinesis_mock(
     startup_timeout: float = 60.0,
 ) -> LocalKinesis:
     """Start kinesis-mock (npm ``kinesis-local``) with plain HTTP on a free
-    loopback port (its TLS port is put on another free port).
+    port of 127.0.0.1 (its TLS port is put on another free one, also on
+    127.0.0.1).
 
     All the mock's state-change delays (CREATE_STREAM_DURATION and the
     others) are set to ``durations_ms``; SHARD_LIMIT to ``shard_limit``.
     """
-    main_js = node_modules_dir() / "kinesis-local" / "main.js"
-    if not main_js.is_file():
-        raise LocalServerError(f"{main_js} not found: run `npm ci` in {repo_root()}")
-    duration = f"{durations_ms}ms"
+    main_js = entry_point("kinesis-local")
     server_env = {
         "KINESIS_MOCK_CERT_PATH": str(main_js.parent / "server.json"),
         "SHARD_LIMIT": str(shard_limit),
@@ -394,22 +383,11 @@ def start_kinesis_mock(
         "SHOULD_PERSIST_DATA": "false",
         "LOAD_DATA_IF_EXISTS": "false",
         "AWS_REGION": DUMMY_REGION,
+        **{variable: f"{durations_ms}ms" for variable in _KINESIS_MOCK_DURATIONS},
+        **(env or {}),
     }
-    for variable in (
-        "CREATE_STREAM_DURATION",
-        "DELETE_STREAM_DURATION",
-        "REGISTER_STREAM_CONSUMER_DURATION",
-        "DEREGISTER_STREAM_CONSUMER_DURATION",
-        "START_STREAM_ENCRYPTION_DURATION",
-        "STOP_STREAM_ENCRYPTION_DURATION",
-        "MERGE_SHARDS_DURATION",
-        "SPLIT_SHARD_DURATION",
-        "UPDATE_SHARD_COUNT_DURATION",
-        "UPDATE_STREAM_MODE_DURATION",
-    ):
-        server_env[variable] = duration
-    server_env.update(env or {})
-    argv = [_node_binary(), str(main_js)]
+    script = _LISTEN_ON_HOST_JS.replace("__HOST__", json.dumps(LOOPBACK))
+    argv = [node_binary(), "-e", script, str(main_js)]
 
     def launch(chosen: int) -> LocalKinesis:
         ports = {

@@ -2,7 +2,8 @@
 its own process group, finding a free port, and stopping the group.
 
 Used by the local Kinesis servers, the fault front and the local Flink
-cluster. Standard library only.
+cluster. Standard library only. Also who listens where
+(:func:`listening_sockets`, :func:`listening_owner`), from Linux's /proc.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import signal
 import socket
 import subprocess
 import time
-from typing import Iterable, Union
+from pathlib import Path
+from typing import Iterable, Optional, Union
 
 #: every server the project starts listens here, never on all interfaces
 LOOPBACK = "127.0.0.1"
@@ -93,3 +95,53 @@ def die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
     except Exception:  # noqa: BLE001 - best effort, not on every platform
         pass
+
+
+def _proc_address(text: str) -> tuple[str, int]:
+    """``host, port`` from a ``/proc/net/tcp{,6}`` address (``0100007F:1F90``:
+    the host in hex, in the kernel's byte order by 32-bit word)."""
+    host_hex, port_hex = text.split(":")
+    raw = bytes.fromhex(host_hex)
+    packed = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+    return socket.inet_ntop(family, packed), int(port_hex, 16)
+
+
+def listening_sockets(port: Optional[int] = None) -> list[tuple[str, int, str]]:
+    """``(host, port, inode)`` of the TCP sockets in LISTEN state (all of
+    them, or those on ``port``), from ``/proc/net/tcp`` and ``tcp6``; an
+    empty list where there is no /proc."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) <= 9 or fields[3] != "0A":  # 0A: LISTEN
+                continue
+            host, listening_port = _proc_address(fields[1])
+            if port is None or listening_port == port:
+                found.append((host, listening_port, fields[9]))
+    return found
+
+
+def listening_owner(port: int) -> Optional[int]:
+    """The pid of the process listening on TCP ``port``, from /proc; None
+    where that cannot be told (no /proc, or not permitted)."""
+    inodes = {f"socket:[{inode}]" for _, _, inode in listening_sockets(port)}
+    if not inodes:
+        return None
+    try:
+        pids = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return int(pid)
+        except OSError:
+            continue
+    return None

@@ -12,7 +12,10 @@ records of each shard in sequence-number order. Each record is a dict:
 
 The explicit hash key a writer gave is not stored by Kinesis, so it cannot be
 read back; check instead that the record landed on the shard whose range
-holds it (``shard_ranges`` / ``ShardRange.holds``).
+holds it (``shard_ranges`` / ``ShardRange.holds``). Hash keys, shard ranges
+and ListShards paging come from :mod:`beam_kinesis_sink.sharding`, stream
+arguments from :mod:`beam_kinesis_sink.client`: the reader places records as
+the sink does.
 
 ``stream`` is a stream name or a stream ARN (kinesalite 3.3.3 only knows
 names; an ARN is turned into its name for the calls there, see ``by_name``).
@@ -20,75 +23,59 @@ names; an ARN is turned into its name for the calls there, see ``by_name``).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from beam_kinesis_sink import sharding
+from beam_kinesis_sink.client import stream_arguments, stream_name_of
+from beam_kinesis_sink.sharding import Shard, hash_key_of
+
 
 @dataclass(frozen=True)
-class ShardRange:
-    shard_id: str
-    start: int  # inclusive
-    end: int  # inclusive
-    parent_shard_id: Optional[str]
-    adjacent_parent_shard_id: Optional[str]
-    starting_sequence_number: str
-    ending_sequence_number: Optional[str]
+class ShardRange(Shard):
+    """A shard as ListShards tells it, open or closed: its hash key range
+    (``start``/``end``, ``holds`` from :class:`beam_kinesis_sink.sharding.Shard`)
+    with its parents and sequence number range."""
+
+    parent_shard_id: Optional[str] = None
+    adjacent_parent_shard_id: Optional[str] = None
+    starting_sequence_number: str = ""
+    ending_sequence_number: Optional[str] = None
 
     @property
     def is_open(self) -> bool:
         return self.ending_sequence_number is None
 
-    def holds(self, hash_key: int) -> bool:
-        return self.start <= hash_key <= self.end
-
-
-def hash_key_of(partition_key: str, explicit_hash_key: Optional[str] = None) -> int:
-    """MD5 of the UTF-8 partition key as a big-endian 128-bit int, or the
-    explicit hash key."""
-    if explicit_hash_key is not None:
-        return int(explicit_hash_key)
-    return int.from_bytes(hashlib.md5(partition_key.encode("utf-8")).digest(), "big")
+    @classmethod
+    def from_list_shards(cls, shard: dict[str, Any]) -> ShardRange:
+        """From one ListShards ``Shards`` entry."""
+        seq = shard.get("SequenceNumberRange", {})
+        return cls(
+            shard_id=shard["ShardId"],
+            start=int(shard["HashKeyRange"]["StartingHashKey"]),
+            end=int(shard["HashKeyRange"]["EndingHashKey"]),
+            parent_shard_id=shard.get("ParentShardId"),
+            adjacent_parent_shard_id=shard.get("AdjacentParentShardId"),
+            starting_sequence_number=seq.get("StartingSequenceNumber", ""),
+            ending_sequence_number=seq.get("EndingSequenceNumber"),
+        )
 
 
 def _stream_args(stream: str, by_name: bool) -> dict[str, str]:
-    if stream.startswith("arn:"):
-        if by_name:
-            return {"StreamName": stream.rsplit("/", 1)[1]}
-        return {"StreamARN": stream}
-    return {"StreamName": stream}
+    return stream_arguments(stream_name_of(stream) if by_name else stream)
 
 
 def list_shards(client: Any, stream: str, *, by_name: bool = True) -> list[dict[str, Any]]:
     """Every shard of the stream (open and closed), following NextToken."""
-    shards: list[dict[str, Any]] = []
-    response = client.list_shards(**_stream_args(stream, by_name))
-    shards.extend(response.get("Shards", []))
-    while response.get("NextToken"):
-        response = client.list_shards(NextToken=response["NextToken"])
-        shards.extend(response.get("Shards", []))
-    return shards
+    return sharding.list_shards(client.list_shards, _stream_args(stream, by_name))
 
 
 def shard_ranges(
     client: Any, stream: str, *, open_only: bool = False, by_name: bool = True
 ) -> list[ShardRange]:
     """The shards' hash key ranges, sorted by starting hash key."""
-    ranges = []
-    for shard in list_shards(client, stream, by_name=by_name):
-        seq = shard.get("SequenceNumberRange", {})
-        ranges.append(
-            ShardRange(
-                shard_id=shard["ShardId"],
-                start=int(shard["HashKeyRange"]["StartingHashKey"]),
-                end=int(shard["HashKeyRange"]["EndingHashKey"]),
-                parent_shard_id=shard.get("ParentShardId"),
-                adjacent_parent_shard_id=shard.get("AdjacentParentShardId"),
-                starting_sequence_number=seq.get("StartingSequenceNumber", ""),
-                ending_sequence_number=seq.get("EndingSequenceNumber"),
-            )
-        )
+    ranges = [ShardRange.from_list_shards(shard) for shard in list_shards(client, stream, by_name=by_name)]
     if open_only:
         ranges = [r for r in ranges if r.is_open]
     return sorted(ranges, key=lambda r: (r.start, r.shard_id))

@@ -36,7 +36,8 @@ import pytest
 from beam_kinesis_sink import DeadLetter, ErrorCode
 from beam_kinesis_sink.dead_letter_io import read_file
 from beam_kinesis_sink.testing.local_servers import LocalKinesis
-from beam_kinesis_sink.testing.readback import hash_key_of, shard_ranges
+from beam_kinesis_sink.testing.readback import shard_ranges
+from tests.oracle import hash_key_of
 from tests.pipelines.conftest import Run, run_cli, stream_records, summary_value
 
 # Each CLI run waits at most CLI_TIMEOUT; a job whose workers cannot start hangs.

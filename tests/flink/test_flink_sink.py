@@ -28,7 +28,6 @@ the workers' environment and hide a missing credential chain.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -52,6 +51,7 @@ from beam_kinesis_sink import ClientConfig, DeadLetter, ErrorCode, WriteReceipt,
 from beam_kinesis_sink.metrics import NAMESPACE
 from beam_kinesis_sink.testing.readback import read_all, shard_ranges
 from tests.integration.helpers import collect, collected
+from tests.oracle import hash_key_of
 
 # A streaming job runs up to STREAM_MAX_SECONDS; a job that cannot start hangs.
 pytestmark = pytest.mark.timeout(300)
@@ -117,9 +117,6 @@ def client_config(server: Any) -> ClientConfig:
 def explicit_hash_key(element: Dict[str, Any]) -> Optional[str]:
     return element.get("h")
 
-
-def md5_hash(key: str) -> int:
-    return int.from_bytes(hashlib.md5(key.encode("utf-8")).digest(), "big")
 
 
 def good_elements(n: int) -> List[Dict[str, Any]]:
@@ -281,7 +278,7 @@ def test_batch_10k_records_dead_letters_receipts_metrics(
 
     def hash_of(record: dict) -> int:
         element = expected[record["data"]]
-        return int(element["h"]) if "h" in element else md5_hash(element["user"])
+        return int(element["h"]) if "h" in element else hash_key_of(element["user"])
 
     check_placement(client, stream, stored, hash_of)
 
@@ -437,7 +434,7 @@ def test_streaming_records_arrive_while_running_then_cancel(
     assert len({e["t"] for e in events}) == len(events), "a record was written twice"
     for record, event in zip(stored, events):
         assert record["partition_key"] == event["user"]
-    check_placement(client, stream, stored, lambda r: md5_hash(r["partition_key"]))
+    check_placement(client, stream, stored, lambda r: hash_key_of(r["partition_key"]))
     report(
         f"flink streaming ({batching}): first records in the stream {seen[0][0]:.1f}s after submission, "
         f"{seen[-1][1]} by {seen[-1][0]:.1f}s; {len(stored)} in total after cancel"

@@ -6,7 +6,6 @@ placement, receipts and dead letters.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 
@@ -22,15 +21,13 @@ from beam_kinesis_sink.errors import FatalStreamError
 from beam_kinesis_sink.metrics import NAMESPACE
 from tests.conftest import unique_stream
 from tests.integration.helpers import as_json, check_placement, client_config, collect, collected, read_stream
+from tests.oracle import hash_key_of
 
 pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
 BIG_PAD = MiB - 26  # {"user":"big","pad":"..."} + key "big" is exactly 1 MiB
 
-
-def md5_hash(key: str) -> int:
-    return int.from_bytes(hashlib.md5(key.encode("utf-8")).digest(), "big")
 
 
 def good_elements(n: int):
@@ -60,7 +57,7 @@ AT_LIMIT = {"user": "big", "pad": "x" * BIG_PAD}
 def hash_of_readback(expected_by_data):
     def hash_of(record):
         ehk = expected_by_data[record["data"]].get("h")
-        return int(ehk) if ehk is not None else md5_hash(record["partition_key"])
+        return int(ehk) if ehk is not None else hash_key_of(record["partition_key"])
 
     return hash_of
 

@@ -94,7 +94,8 @@ def test_missing_node_modules_says_npm_ci(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_failed_start_reports_log_tail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake = tmp_path / "node_modules" / "kinesalite"
     fake.mkdir(parents=True)
-    (fake / "cli.js").write_text("console.error('kaboom: cannot start'); process.exit(3)\n")
+    # the launcher loads kinesalite's module (index.js), to listen on loopback
+    (fake / "index.js").write_text("console.error('kaboom: cannot start'); process.exit(3)\n")
     monkeypatch.setenv(local_servers.NODE_MODULES_ENV, str(tmp_path / "node_modules"))
     started = time.monotonic()
     with pytest.raises(LocalServerError, match="exited with code 3") as raised:

@@ -8,12 +8,12 @@ import pytest
 
 from beam_kinesis_sink.testing.local_servers import LocalKinesis
 from beam_kinesis_sink.testing.readback import (
-    hash_key_of,
     read_all,
     read_all_flat,
     shard_for,
     shard_ranges,
 )
+from tests.oracle import hash_key_of
 
 pytestmark = pytest.mark.integration
 
