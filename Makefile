@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 .PHONY: install demo test test-unit test-integration test-pipelines test-flink flink-install lint bench clean
 
-$(PIP_STAMP): setup.py requirements/constraints.txt
+$(PIP_STAMP): setup.py beam_kinesis_sink/_version.py pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[test]"

@@ -7,9 +7,10 @@ import datetime
 import logging
 import os
 import sys
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Sequence
 
-from beam_kinesis_sink.client import ClientConfig, stream_name_of
+from beam_kinesis_sink._version import __version__
+from beam_kinesis_sink.client import ClientConfig, stream_arguments, stream_name_of
 
 #: nothing was dead-lettered
 EXIT_OK = 0
@@ -27,8 +28,61 @@ class UsageError(Exception):
     """Bad arguments or an input that cannot be used at all: exit code 2."""
 
 
+#: each command's console script (setup.py's entry_points say the same)
+SCRIPTS = {
+    "migrate": "beam-kinesis-migrate",
+    "inspect_dead_letters": "beam-kinesis-inspect",
+    "replay_dead_letters": "beam-kinesis-replay",
+}
+
+
+def command(module: str) -> str:
+    """How a user runs the command ``module`` the way this process was started:
+    its console script, or ``python -m <this package>.<module>``."""
+    started_as = os.path.splitext(os.path.basename(sys.argv[0] if sys.argv else ""))[0]
+    if started_as in SCRIPTS.values():
+        return SCRIPTS[module]
+    return f"python -m {__package__}.{module}"
+
+
+def run_command(label: str, run: Callable[[], int]) -> int:
+    """``run()``'s exit code; a :class:`UsageError` is said on stderr and is exit code 2."""
+    try:
+        return run()
+    except UsageError as exc:
+        eprint(f"{label}: error: {exc}")
+        return EXIT_USAGE
+
+
 # --------------------------------------------------------------------------
 # Arguments
+
+
+def command_parser(module: str, description: str) -> argparse.ArgumentParser:
+    """The parser of a command, with ``--version``."""
+    parser = argparse.ArgumentParser(prog=command(module), description=description, allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"%(prog)s (beam-kinesis-sink) {__version__}")
+    return parser
+
+
+def positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def add_write_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the commands that write to a stream: rate cap, rate limiter, progress."""
+    parser.add_argument("--max-records-per-second", type=positive, metavar="N",
+                        help="cap on the whole job's write rate, e.g. to leave room for live producers; "
+                        "divided evenly among the workers "
+                        "(--num_workers/--max_num_workers/--direct_num_workers/--parallelism)")
+    parser.add_argument("--no-rate-limit", action="store_true",
+                        help="turn off the per-shard rate limiter (1,000 records/s per shard); "
+                        "for local Kinesis servers")
+    parser.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS",
+                        help="seconds between progress lines (default 5; 0: none)")
 
 
 def add_aws_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
@@ -137,6 +191,29 @@ def worker_count(options: Any) -> int:
     return max(counts, default=1)
 
 
+def per_worker_rate(rate: Optional[float], options: Any) -> tuple[Optional[float], int]:
+    """``(the rate cap of each worker, the number of workers)`` for a whole job's cap."""
+    workers = worker_count(options)
+    return (rate / workers if rate else None), workers
+
+
+class StreamCheck(NamedTuple):
+    #: DescribeStreamSummary said ResourceNotFoundException
+    missing: bool
+    #: what DescribeStreamSummary raised, if anything
+    error: Optional[Exception]
+
+
+def check_stream(config: ClientConfig, stream: str) -> StreamCheck:
+    """Whether the stream exists (one DescribeStreamSummary call)."""
+    try:
+        config.create_client().describe_stream_summary(**stream_arguments(stream))
+    except Exception as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        return StreamCheck(code == "ResourceNotFoundException", exc)
+    return StreamCheck(False, None)
+
+
 # --------------------------------------------------------------------------
 # Files
 
@@ -215,13 +292,28 @@ def count_dead_letters(paths: Sequence[str]) -> int:
     return sum(1 for path in paths for _ in read_file(path))
 
 
+def dead_letter_listing(
+    directory: str, counts: Mapping[str, int], dead: int, title: str = "dead-letter files"
+) -> tuple[list[str], int]:
+    """The summary's last lines, naming the dead-letter files under ``directory``, and
+    the number of dead letters: ``dead``, or when the runner reported no metrics
+    (``counts`` is empty), the dead letters counted in those files."""
+    files = dead_letter_files(directory)
+    lines = []
+    if not counts:
+        dead = count_dead_letters(files)
+        lines.append(f"  (this runner reported no metrics; {dead:,} dead letters counted in the files)")
+    lines.append(f"  {title} ({directory}):")
+    lines += [f"    {f}" for f in files] or ["    (none)"]
+    return lines, dead
+
+
 def dead_letter_files(directory: str) -> list[str]:
     from beam_kinesis_sink.dead_letter_io import FILE_PREFIX, FILE_SUFFIX
 
+    pattern = as_dir(directory) + FILE_PREFIX + "*" + FILE_SUFFIX
     try:
-        return match_files([as_dir(directory) + FILE_PREFIX + "*" + FILE_SUFFIX])[
-            as_dir(directory) + FILE_PREFIX + "*" + FILE_SUFFIX
-        ]
+        return match_files([pattern])[pattern]
     except UsageError:
         return []
 

@@ -1,6 +1,6 @@
 """Summarise dead-letter files.
 
-    python -m pipelines.inspect_dead_letters DIR_OR_GLOB [...] [--json] [--samples N]
+    beam-kinesis-inspect DIR_OR_GLOB [...] [--json] [--samples N]
         [--error-code CODE ...] [--since TIME]
 
 Counts by error code, by stream and by shard (where known), the first and
@@ -31,12 +31,13 @@ from typing import Any, Optional, Sequence
 from beam_kinesis_sink import DeadLetter
 from beam_kinesis_sink.avro_single_object import decode_header, is_single_object
 from beam_kinesis_sink.dead_letter_io import NotADeadLetterError, micros_to_datetime, read_file
-from pipelines import common
+from beam_kinesis_sink.messages import EXCEPTION_CHARS, clip
+from beam_kinesis_sink.sharding import UNKNOWN_SHARD
 
-PREVIEW_CHARS = 240
+from . import common
+
+#: bytes of data shown in a hex preview (three characters each)
 HEX_BYTES = 48
-#: the sink's placeholder shard id when it could not list the stream's shards
-UNKNOWN_SHARD = "unknown"
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -71,10 +72,6 @@ def iso(micros: Optional[int]) -> Optional[str]:
     return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def _clip(text: str, limit: int = PREVIEW_CHARS) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def hex_preview(data: bytes, limit: int = HEX_BYTES) -> str:
     text = data[:limit].hex(" ")
     return text + (" ..." if len(data) > limit else "")
@@ -95,8 +92,8 @@ def describe_data(data: Optional[bytes]) -> tuple[str, str]:
         value = json.loads(text)
     except ValueError:
         printable = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
-        return "text", _clip(printable)
-    return "json", _clip(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+        return "text", clip(printable)
+    return "json", clip(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
 
 
 @dataclass
@@ -213,9 +210,9 @@ def to_text(report: Report, filters: dict[str, Any]) -> str:
                     f"    - failed {s['failed_at']}  stream {s['stream']}  key {key}"
                     f"  shard {s['shard_id'] or '-'}  attempts {s['attempts']}"
                 )
-                lines.append(f"      message: {_clip(s['error_message'])}")
+                lines.append(f"      message: {clip(s['error_message'], EXCEPTION_CHARS)}")
                 if s["element_preview"]:
-                    lines.append(f"      from:    {_clip(s['element_preview'])}")
+                    lines.append(f"      from:    {clip(s['element_preview'])}")
                 if letter.data is None:
                     lines.append("      data:    (none)")
                 else:
@@ -265,11 +262,7 @@ def inspect_files(
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pipelines.inspect_dead_letters",
-        description="Summarise dead-letter files (any Beam filesystem).",
-        allow_abbrev=False,
-    )
+    p = common.command_parser("inspect_dead_letters", "Summarise dead-letter files (any Beam filesystem).")
     p.add_argument("paths", nargs="+", metavar="DIR_OR_GLOB",
                    help="a dead-letter directory (its *.avro files) or a glob, e.g. 'dl/**.avro'")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -294,11 +287,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             since = parse_since(args.since)
         except ValueError as exc:
             p.error(f"--since: {exc}")
-    try:
-        files = common.expand_inputs(args.paths, dir_glob="*.avro")
-    except common.UsageError as exc:
-        common.eprint(f"inspect_dead_letters: error: {exc}")
-        return common.EXIT_USAGE
+    return common.run_command("inspect_dead_letters", lambda: _inspect(args, codes, since))
+
+
+def _inspect(args: argparse.Namespace, codes: set[str], since: Optional[datetime.datetime]) -> int:
+    files = common.expand_inputs(args.paths, dir_glob="*.avro")
     since_micros = None
     if since is not None:
         epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)

@@ -1,6 +1,6 @@
 """Migrate historical data (Avro or JSON Lines files) into a Kinesis stream.
 
-    python -m pipelines.migrate --input 'history/*.avro' --format avro --stream orders \\
+    beam-kinesis-migrate --input 'history/*.avro' --format avro --stream orders \\
         --partition-key customer_id [--serialize json|avro] [--explicit-hash-key FIELD] \\
         [--endpoint-url URL] [--region REGION] [--dead-letter-dir DIR] \\
         [--max-records-per-second N] [any Beam pipeline option, e.g. --runner FlinkRunner]
@@ -25,7 +25,6 @@ error, no file matches, or no file could be read at all; 1 the pipeline failed.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -35,23 +34,30 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
-from beam_kinesis_sink import DeadLetter, ErrorCode, KinesisRecord, WriteToKinesis
+from beam_kinesis_sink import DeadLetter, ErrorCode, KinesisRecord
 from beam_kinesis_sink.avro_single_object import header
-from beam_kinesis_sink.client import ClientConfig, stream_arguments
-from beam_kinesis_sink.dead_letter_io import WriteDeadLetters
-from pipelines import common, progress, sources
-from pipelines.values import (
+from beam_kinesis_sink.client import ClientConfig
+from beam_kinesis_sink.messages import describe, preview
+
+from . import common, launch, progress, sources
+from .values import (
     MissingField,
     NotAScalar,
+    NullField,
     explicit_hash_key_string,
     key_string,
     lookup,
     parse_path,
     to_json_bytes,
 )
+from .writing import WriteOptions, count_and_store, write_and_count
 
 DEAD_LETTERS = "dead_letters"
-PREVIEW_CHARS = 200
+#: the error codes of a key field that is missing, and of one that is not a scalar
+_KEY_CODES = {
+    "partition key": (ErrorCode.MISSING_PARTITION_KEY, ErrorCode.INVALID_PARTITION_KEY),
+    "explicit hash key": (ErrorCode.INVALID_EXPLICIT_HASH_KEY, ErrorCode.INVALID_EXPLICIT_HASH_KEY),
+}
 
 
 @dataclass(frozen=True)
@@ -68,29 +74,25 @@ def _now_micros() -> int:
     return int(time.time() * 1_000_000)
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "..."
-
-
-class ReadAndConvertFn(beam.DoFn):
+class ReadAndConvertFn(progress.CountingFn):
     """A file name in; ``KinesisRecord``s out, and dead letters on the side."""
 
     def __init__(self, settings: MigrateSettings) -> None:
+        super().__init__(settings.progress)
         self.settings = settings
         self._pk_path = parse_path(settings.partition_key)
         self._ehk_path = parse_path(settings.explicit_hash_key) if settings.explicit_hash_key else None
 
     def setup(self) -> None:
-        progress.TALLY.start(self.settings.progress)
-        self._read = progress.Counter(progress.READ)
-        self._files = progress.Counter(progress.FILES)
-        self._unreadable = progress.Counter(progress.FILES_UNREADABLE)
-        self._blank = progress.Counter(progress.BLANK_LINES)
-        self._schemas = progress.CodeCounters(progress.SCHEMA_PREFIX, total=None)
+        super().setup()
+        self._read = self.counter(progress.READ)
+        self._files = self.counter(progress.FILES)
+        self._unreadable = self.counter(progress.FILES_UNREADABLE)
+        self._blank = self.counter(progress.BLANK_LINES)
+        self._schemas = self.code_counters(progress.SCHEMA_PREFIX, total=None)
 
     def _letter(
-        self, code: str, message: str, data: Optional[bytes], preview: Optional[str],
+        self, code: str, message: str, data: Optional[bytes], element_preview: Optional[str],
         partition_key: Optional[str] = None,
     ) -> TaggedOutput:
         return TaggedOutput(
@@ -106,7 +108,7 @@ class ReadAndConvertFn(beam.DoFn):
                 shard_id=None,
                 failed_at_micros=_now_micros(),
                 element_timestamp_micros=None,
-                element_preview=preview,
+                element_preview=element_preview,
             ),
         )
 
@@ -144,61 +146,40 @@ class ReadAndConvertFn(beam.DoFn):
         except Exception as exc:
             yield self._letter(
                 ErrorCode.SERIALIZATION_ERROR,
-                f"{event.origin}: cannot serialise the record: {type(exc).__name__}: {exc}",
+                f"{event.origin}: cannot serialise the record: {describe(exc)}",
                 None,
-                f"{event.origin}: {_short(event.value)}",
+                f"{event.origin}: {preview(event.value)}",
             )
             return
         try:
             key = key_string(lookup(event.value, self._pk_path))
-        except MissingField as exc:
-            yield self._letter(
-                ErrorCode.MISSING_PARTITION_KEY,
-                f"{event.origin}: {exc} (the partition key {pk_name!r})",
-                data,
-                event.origin,
-            )
-            return
-        except NotAScalar as exc:
-            yield self._letter(
-                ErrorCode.INVALID_PARTITION_KEY,
-                f"{event.origin}: the partition key field {pk_name!r} {exc}",
-                data,
-                event.origin,
-            )
+        except (MissingField, NotAScalar) as exc:
+            yield self._key_letter(event, data, "partition key", pk_name, exc)
             return
         explicit_hash_key = None
         if self._ehk_path is not None:
-            ehk_name = self.settings.explicit_hash_key
             try:
                 explicit_hash_key = explicit_hash_key_string(lookup(event.value, self._ehk_path))
-            except MissingField as exc:
-                if "is null" not in str(exc):  # null means: no explicit hash key for this record
-                    yield self._letter(
-                        ErrorCode.INVALID_EXPLICIT_HASH_KEY,
-                        f"{event.origin}: {exc} (the explicit hash key {ehk_name!r})",
-                        data,
-                        event.origin,
-                        key,
-                    )
-                    return
-            except NotAScalar as exc:
-                yield self._letter(
-                    ErrorCode.INVALID_EXPLICIT_HASH_KEY,
-                    f"{event.origin}: the explicit hash key field {ehk_name!r} {exc}",
-                    data,
-                    event.origin,
-                    key,
-                )
+            except NullField:
+                pass  # null means: no explicit hash key for this record
+            except (MissingField, NotAScalar) as exc:
+                ehk_name = self.settings.explicit_hash_key or ""
+                yield self._key_letter(event, data, "explicit hash key", ehk_name, exc, key)
                 return
         yield KinesisRecord(data, key, explicit_hash_key)
 
-
-@dataclass(frozen=True)
-class WriteOptions:
-    client_config: ClientConfig
-    max_records_per_second: Optional[float] = None
-    rate_limit: bool = True
+    def _key_letter(
+        self, event: sources.Record, data: bytes, what: str, name: str, exc: Exception,
+        partition_key: Optional[str] = None,
+    ) -> TaggedOutput:
+        """The dead letter of a record whose ``what`` field (at path ``name``) is
+        missing (:class:`MissingField`) or not a scalar (:class:`NotAScalar`)."""
+        missing_code, not_scalar_code = _KEY_CODES[what]
+        if isinstance(exc, MissingField):
+            code, message = missing_code, f"{event.origin}: {exc} (the {what} {name!r})"
+        else:
+            code, message = not_scalar_code, f"{event.origin}: the {what} field {name!r} {exc}"
+        return self._letter(code, message, data, event.origin, partition_key)
 
 
 def build(
@@ -218,30 +199,16 @@ def build(
     records = converted["records"]
     records.element_type = KinesisRecord
     converted[DEAD_LETTERS].element_type = DeadLetter
-    result = records | "WriteToKinesis" >> WriteToKinesis(
-        settings.stream,
-        client_config=write.client_config,
-        max_records_per_second=write.max_records_per_second,
-        max_buffered_records=common.buffered_records_for(write.max_records_per_second),
-        rate_limit=write.rate_limit,
-    )
-    _ = result.written | "CountWritten" >> beam.ParDo(progress.CountFn("written", settings.progress))
-    _ = (
-        (converted[DEAD_LETTERS], result.dead_letters)
-        | "AllDeadLetters" >> beam.Flatten()
-        | "CountDeadLetters" >> beam.ParDo(progress.CountFn("dead", settings.progress)).with_output_types(
-            DeadLetter
-        )
-        | "WriteDeadLetters" >> WriteDeadLetters(common.as_dir(dead_letter_dir))
-    )
+    sink_dead_letters = write_and_count(records, settings.stream, write, settings.progress)
+    all_dead_letters = (converted[DEAD_LETTERS], sink_dead_letters) | "AllDeadLetters" >> beam.Flatten()
+    count_and_store(all_dead_letters, settings.progress, dead_letter_dir)
 
 
 def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pipelines.migrate",
-        description="Write Avro or JSON Lines files to a Kinesis stream. "
+    p = common.command_parser(
+        "migrate",
+        "Write Avro or JSON Lines files to a Kinesis stream. "
         "Arguments this command does not know are Beam pipeline options.",
-        allow_abbrev=False,
     )
     p.add_argument("--input", action="append", required=True, metavar="GLOB",
                    help="input files: a glob or a directory on any Beam filesystem (repeatable)")
@@ -257,14 +224,7 @@ def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     p.add_argument("--dead-letter-dir", metavar="DIR",
                    help="where dead letters go (any Beam filesystem); "
                    "default ./dead-letters/<stream>-<UTC time>/")
-    p.add_argument("--max-records-per-second", type=float, metavar="N",
-                   help="cap on the whole job's write rate; divided evenly among the workers "
-                   "(--num_workers/--max_num_workers/--direct_num_workers/--parallelism)")
-    p.add_argument("--no-rate-limit", action="store_true",
-                   help="turn off the per-shard rate limiter (1,000 records/s per shard); "
-                   "for local Kinesis servers")
-    p.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS",
-                   help="seconds between progress lines (default 5; 0: none)")
+    common.add_write_arguments(p)
     p.add_argument("--no-preflight", action="store_true",
                    help="do not check that the stream exists before starting")
     return p
@@ -272,32 +232,24 @@ def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 def _preflight(config: ClientConfig, stream: str) -> None:
     """Fail early (exit 2) when the stream does not exist; other errors only warn."""
-    try:
-        config.create_client().describe_stream_summary(**stream_arguments(stream))
-    except Exception as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-        if code == "ResourceNotFoundException":
-            where = config.endpoint_url or "AWS"
-            raise common.UsageError(f"stream {stream!r} does not exist ({where})") from exc
-        common.eprint(f"migrate: warning: could not check the stream: {type(exc).__name__}: {exc}")
+    check = common.check_stream(config, stream)
+    if check.missing:
+        where = config.endpoint_url or "AWS"
+        raise common.UsageError(f"stream {stream!r} does not exist ({where})") from check.error
+    if check.error is not None:
+        common.eprint(f"migrate: warning: could not check the stream: {describe(check.error)}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = parser(argv)
     args, beam_args = common.split_beam_arguments(p, argv)
-    try:
-        return _run(p, args, beam_args)
-    except common.UsageError as exc:
-        common.eprint(f"migrate: error: {exc}")
-        return common.EXIT_USAGE
+    return common.run_command("migrate", lambda: _run(p, args, beam_args))
 
 
 def _run(p: argparse.ArgumentParser, args: argparse.Namespace, beam_args: list[str]) -> int:
     if args.serialize == "avro" and args.input_format != "avro":
         p.error("--serialize avro needs --format avro (the writer schema comes from the Avro files)")
-    if args.max_records_per_second is not None and args.max_records_per_second <= 0:
-        p.error("--max-records-per-second must be positive")
     paths = (("--partition-key", args.partition_key), ("--explicit-hash-key", args.explicit_hash_key))
     for name, value in paths:
         if value is not None:
@@ -312,10 +264,7 @@ def _run(p: argparse.ArgumentParser, args: argparse.Namespace, beam_args: list[s
         _preflight(config, args.stream)
     dead_letter_dir = common.as_dir(args.dead_letter_dir or common.default_dead_letter_dir(args.stream))
     options = PipelineOptions(beam_args)
-    workers = common.worker_count(options)
-    per_worker_rate = None
-    if args.max_records_per_second:
-        per_worker_rate = args.max_records_per_second / workers
+    per_worker_rate, workers = common.per_worker_rate(args.max_records_per_second, options)
     settings = MigrateSettings(
         stream=args.stream,
         input_format=args.input_format,
@@ -332,31 +281,18 @@ def _run(p: argparse.ArgumentParser, args: argparse.Namespace, beam_args: list[s
         + (f"; capped at {args.max_records_per_second:,g} records/s "
            f"({per_worker_rate:,g} per worker x {workers})" if per_worker_rate else "")
     )
-    os.environ[progress.LAUNCHER_PID_ENV] = str(os.getpid())
-    progress.TALLY.reset()
-    started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
     build(pipeline, files, settings, write, dead_letter_dir)
-    try:
-        result = pipeline.run()
-        progress.wait_with_progress(result, settings.progress)
-    except Exception as exc:
-        progress.TALLY.stop()
-        common.eprint(f"migrate: the pipeline failed: {type(exc).__name__}: {exc}")
+    finished = launch.run_pipeline(pipeline, settings.progress)
+    if finished is None:
         return common.EXIT_FAILED
-    progress.TALLY.stop()
-    elapsed = time.monotonic() - started
-    counts = progress.query_counters(result)
-    return _summary(args, files, counts, elapsed, dead_letter_dir)
+    return _summary(files, finished, dead_letter_dir)
 
 
-def _summary(
-    args: argparse.Namespace, files: Sequence[str], counts: dict[str, int], elapsed: float,
-    dead_letter_dir: str,
-) -> int:
+def _summary(files: Sequence[str], finished: launch.Finished, dead_letter_dir: str) -> int:
+    counts, elapsed = finished
     read = counts.get(progress.READ, 0)
     written = counts.get(progress.WRITTEN, 0)
-    dead = counts.get(progress.DEAD, 0)
     unreadable = counts.get(progress.FILES_UNREADABLE, 0)
     blank = counts.get(progress.BLANK_LINES, 0)
     by_code = common.with_prefix(counts, progress.DEAD_PREFIX)
@@ -367,20 +303,14 @@ def _summary(
         row("files", len(files), f"({unreadable:,} unreadable)" if unreadable else ""),
         row("records read", read, f"({blank:,} blank lines skipped)" if blank else ""),
         row("records written", written, f"(mean {common.format_rate(written, elapsed)})"),
-        row("records dead-lettered", dead),
+        row("records dead-lettered", counts.get(progress.DEAD, 0)),
     ]
     lines += common.count_lines(by_code)
     if schemas:
         lines.append("  Avro writer schemas (CRC-64-AVRO fingerprint: records)")
         lines += [f"    {fp}: {n:,}" for fp, n in sorted(schemas.items())]
-    dl_files = common.dead_letter_files(dead_letter_dir)
-    if not counts:
-        # No metrics from this runner: the dead-letter files still tell the exit code.
-        dead = common.count_dead_letters(dl_files)
-        lines.append(f"  (this runner reported no metrics; {dead:,} dead letters counted in the files)")
-    lines.append(f"  dead-letter files ({dead_letter_dir}):")
-    lines += [f"    {f}" for f in dl_files] or ["    (none)"]
-    print("\n".join(lines), flush=True)
+    listing, dead = common.dead_letter_listing(dead_letter_dir, counts, counts.get(progress.DEAD, 0))
+    print("\n".join(lines + listing), flush=True)
 
     if unreadable and unreadable == len(files) and read == 0:
         common.eprint("migrate: no input file could be read (wrong --format?); see the dead letters")
@@ -388,7 +318,7 @@ def _summary(
     if dead:
         common.eprint(
             f"migrate: {dead:,} record(s) dead-lettered; inspect them with: "
-            f"python -m pipelines.inspect_dead_letters {dead_letter_dir}"
+            f"{common.command('inspect_dead_letters')} {dead_letter_dir}"
         )
         return common.EXIT_DEAD_LETTERS
     return common.EXIT_OK

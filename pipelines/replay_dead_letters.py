@@ -1,6 +1,6 @@
 """Write dead letters to a stream again.
 
-    python -m pipelines.replay_dead_letters DIR_OR_GLOB [...] --stream NAME
+    beam-kinesis-replay DIR_OR_GLOB [...] --stream NAME
         [--error-code CODE ...] [--endpoint-url URL] [--region REGION]
         [--dead-letter-dir DIR] [--max-records-per-second N] [any Beam pipeline option]
 
@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
-import time
 from typing import Any, Iterable, Optional, Sequence
 
 import apache_beam as beam
@@ -38,16 +36,18 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
-from beam_kinesis_sink import DeadLetter, KinesisRecord, WriteToKinesis
-from beam_kinesis_sink.client import ClientConfig, stream_arguments
-from beam_kinesis_sink.dead_letter_io import ReadDeadLetters, WriteDeadLetters, check_file
-from pipelines import common, progress
+from beam_kinesis_sink import DeadLetter, KinesisRecord
+from beam_kinesis_sink.client import ClientConfig
+from beam_kinesis_sink.dead_letter_io import ReadDeadLetters, check_file
+from beam_kinesis_sink.messages import clip
+
+from . import common, launch, progress
+from .writing import WriteOptions, count_and_store, write_and_count
 
 NOT_REPLAYABLE = "not_replayable"
 FILTERED_OUT = "filtered_out"
 NO_DATA = "no_data"
 NO_PARTITION_KEY = "no_partition_key"
-PREVIEW_CHARS = 300
 
 
 def join_key(partition_key: Optional[str], data: Optional[bytes]) -> str:
@@ -55,19 +55,19 @@ def join_key(partition_key: Optional[str], data: Optional[bytes]) -> str:
     return f"{partition_key or ''}\x00{digest}"
 
 
-class SelectFn(beam.DoFn):
+class SelectFn(progress.CountingFn):
     """Dead letters in; the selected, replayable ones out (others counted)."""
 
     def __init__(self, error_codes: Sequence[str], config: progress.ProgressConfig) -> None:
+        super().__init__(config)
         self.error_codes = frozenset(error_codes)
-        self.config = config
 
     def setup(self) -> None:
-        progress.TALLY.start(self.config)
-        self._replayed = progress.Counter(progress.REPLAYED)
-        self._read = progress.Counter(progress.READ)
-        self._filtered = progress.Counter(FILTERED_OUT)
-        self._not_replayable = progress.CodeCounters(progress.NOT_REPLAYABLE_PREFIX, total=NOT_REPLAYABLE)
+        super().setup()
+        self._replayed = self.counter(progress.REPLAYED)
+        self._read = self.counter(progress.READ)
+        self._filtered = self.counter(FILTERED_OUT)
+        self._not_replayable = self.code_counters(progress.NOT_REPLAYABLE_PREFIX, total=NOT_REPLAYABLE)
 
     def process(self, letter: DeadLetter) -> Iterable[Any]:
         if self.error_codes and letter.error_code not in self.error_codes:
@@ -116,9 +116,7 @@ def carry_attempts(joined: tuple[str, dict[str, Iterable[Any]]]) -> Iterable[Dea
         origin = f"replay of a {code} dead letter of stream {stream}"
         if preview:
             origin = f"{origin}; {preview}"
-        if len(origin) > PREVIEW_CHARS:
-            origin = origin[:PREVIEW_CHARS] + "..."
-        yield new._replace(attempts=attempts + new.attempts, element_preview=origin)
+        yield new._replace(attempts=attempts + new.attempts, element_preview=clip(origin))
 
 
 def build(
@@ -126,44 +124,29 @@ def build(
     files: Sequence[str],
     stream: str,
     error_codes: Sequence[str],
-    client_config: ClientConfig,
+    write: WriteOptions,
     dead_letter_dir: str,
     config: progress.ProgressConfig,
-    max_records_per_second: Optional[float] = None,
-    rate_limit: bool = True,
 ) -> None:
     letters = pipeline | "ReadDeadLetters" >> ReadDeadLetters(list(files))
     selected = letters | "Select" >> beam.ParDo(SelectFn(error_codes, config)).with_output_types(DeadLetter)
-    result = (
-        selected
-        | "ToRecords" >> beam.Map(to_record).with_output_types(KinesisRecord)
-        | "WriteToKinesis"
-        >> WriteToKinesis(
-            stream,
-            client_config=client_config,
-            max_records_per_second=max_records_per_second,
-            max_buffered_records=common.buffered_records_for(max_records_per_second),
-            rate_limit=rate_limit,
-        )
-    )
-    _ = result.written | "CountWritten" >> beam.ParDo(progress.CountFn("written", config))
+    records = selected | "ToRecords" >> beam.Map(to_record).with_output_types(KinesisRecord)
+    sink_dead_letters = write_and_count(records, stream, write, config)
     before = selected | "KeyPrevious" >> beam.Map(previous)
-    after = result.dead_letters | "KeyNew" >> beam.Map(lambda d: (join_key(d.partition_key, d.data), d))
-    _ = (
+    after = sink_dead_letters | "KeyNew" >> beam.Map(lambda d: (join_key(d.partition_key, d.data), d))
+    again = (
         {"previous": before, "new": after}
         | "JoinBack" >> beam.CoGroupByKey()
         | "CarryAttempts" >> beam.FlatMap(carry_attempts).with_output_types(DeadLetter)
-        | "CountDeadLetters" >> beam.ParDo(progress.CountFn("dead", config)).with_output_types(DeadLetter)
-        | "WriteDeadLetters" >> WriteDeadLetters(common.as_dir(dead_letter_dir))
     )
+    count_and_store(again, config, dead_letter_dir)
 
 
 def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m pipelines.replay_dead_letters",
-        description="Write dead letters to a stream again. "
+    p = common.command_parser(
+        "replay_dead_letters",
+        "Write dead letters to a stream again. "
         "Arguments this command does not know are Beam pipeline options.",
-        allow_abbrev=False,
     )
     p.add_argument("paths", nargs="+", metavar="DIR_OR_GLOB",
                    help="a dead-letter directory (its *.avro files) or a glob, on any Beam filesystem")
@@ -174,38 +157,23 @@ def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     p.add_argument("--dead-letter-dir", metavar="DIR",
                    help="where the records that fail again go; "
                    "default ./dead-letters/<stream>-replay-<UTC time>/")
-    p.add_argument("--max-records-per-second", type=float, metavar="N",
-                   help="cap on the whole job's write rate (divided among the workers), "
-                   "e.g. to leave room for live producers")
-    p.add_argument("--no-rate-limit", action="store_true",
-                   help="turn off the per-shard rate limiter; for local Kinesis servers")
-    p.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS")
+    common.add_write_arguments(p)
     return p
 
 
 def _warn_if_missing(config: ClientConfig, stream: str) -> None:
-    try:
-        config.create_client().describe_stream_summary(**stream_arguments(stream))
-    except Exception as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-        if code == "ResourceNotFoundException":
-            common.eprint(
-                f"replay: warning: stream {stream!r} does not exist: every record will be dead-lettered "
-                "again with ResourceNotFoundException"
-            )
+    if common.check_stream(config, stream).missing:
+        common.eprint(
+            f"replay: warning: stream {stream!r} does not exist: every record will be dead-lettered "
+            "again with ResourceNotFoundException"
+        )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = parser(argv)
     args, beam_args = common.split_beam_arguments(p, argv)
-    if args.max_records_per_second is not None and args.max_records_per_second <= 0:
-        p.error("--max-records-per-second must be positive")
-    try:
-        return _run(args, beam_args)
-    except common.UsageError as exc:
-        common.eprint(f"replay: error: {exc}")
-        return common.EXIT_USAGE
+    return common.run_command("replay", lambda: _run(args, beam_args))
 
 
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -226,38 +194,27 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
         args.dead_letter_dir or common.default_dead_letter_dir(args.stream, "replay")
     )
     options = PipelineOptions(beam_args)
-    workers = common.worker_count(options)
-    rate = args.max_records_per_second / workers if args.max_records_per_second else None
+    rate, _ = common.per_worker_rate(args.max_records_per_second, options)
     config_progress = progress.ProgressConfig(args.progress_interval, "replay")
     common.eprint(
         f"replay: {len(usable):,} file(s) -> stream {args.stream}"
         + (f" (error codes: {', '.join(codes)})" if codes else "")
         + f"; new dead letters under {dead_letter_dir}"
     )
-    os.environ[progress.LAUNCHER_PID_ENV] = str(os.getpid())
-    progress.TALLY.reset()
-    started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, usable, args.stream, codes, config, dead_letter_dir, config_progress, rate,
-          not args.no_rate_limit)
-    try:
-        result = pipeline.run()
-        progress.wait_with_progress(result, config_progress)
-    except Exception as exc:
-        progress.TALLY.stop()
-        common.eprint(f"replay: the pipeline failed: {type(exc).__name__}: {exc}")
+    write = WriteOptions(config, rate, rate_limit=not args.no_rate_limit)
+    build(pipeline, usable, args.stream, codes, write, dead_letter_dir, config_progress)
+    finished = launch.run_pipeline(pipeline, config_progress)
+    if finished is None:
         return common.EXIT_FAILED
-    progress.TALLY.stop()
-    elapsed = time.monotonic() - started
-    counts = progress.query_counters(result)
-    return _summary(counts, elapsed, dead_letter_dir, len(files) - len(usable))
+    return _summary(finished, dead_letter_dir, len(files) - len(usable))
 
 
-def _summary(counts: dict[str, int], elapsed: float, dead_letter_dir: str, skipped_files: int) -> int:
+def _summary(finished: launch.Finished, dead_letter_dir: str, skipped_files: int) -> int:
+    counts, elapsed = finished
     selected = counts.get(progress.READ, 0)
     replayed = counts.get(progress.REPLAYED, 0)
     written = counts.get(progress.WRITTEN, 0)
-    dead = counts.get(progress.DEAD, 0)
     not_replayable = counts.get(NOT_REPLAYABLE, 0)
     filtered = counts.get(FILTERED_OUT, 0)
     by_code = common.with_prefix(counts, progress.DEAD_PREFIX)
@@ -271,7 +228,7 @@ def _summary(counts: dict[str, int], elapsed: float, dead_letter_dir: str, skipp
             f"({filtered:,} left out by --error-code)" if filtered else ""),
         row("replayed", replayed),
         row("written", written, f"(mean {common.format_rate(written, elapsed)})"),
-        row("dead-lettered again", dead),
+        row("dead-lettered again", counts.get(progress.DEAD, 0)),
     ]
     lines += common.count_lines(by_code)
     stay = "(they stay in the source files)" if not_replayable else ""
@@ -279,14 +236,10 @@ def _summary(counts: dict[str, int], elapsed: float, dead_letter_dir: str, skipp
     lines += common.count_lines(reasons)
     if skipped_files:
         lines.append(row("files skipped", skipped_files, "(not dead-letter files, see above)"))
-    dl_files = common.dead_letter_files(dead_letter_dir)
-    if not counts:
-        # No metrics from this runner: the dead-letter files still tell the exit code.
-        dead = common.count_dead_letters(dl_files)
-        lines.append(f"  (this runner reported no metrics; {dead:,} dead letters counted in the files)")
-    lines.append(f"  new dead-letter files ({dead_letter_dir}):")
-    lines += [f"    {f}" for f in dl_files] or ["    (none)"]
-    print("\n".join(lines), flush=True)
+    listing, dead = common.dead_letter_listing(
+        dead_letter_dir, counts, counts.get(progress.DEAD, 0), "new dead-letter files"
+    )
+    print("\n".join(lines + listing), flush=True)
     return common.EXIT_DEAD_LETTERS if dead or not_replayable else common.EXIT_OK
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Union
 
 from beam_kinesis_sink.avro_single_object import schema_fingerprint
+from beam_kinesis_sink.messages import describe
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -109,69 +110,81 @@ def _open(path: str) -> Any:
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    if len(text) > 300:
-        text = text[:300] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def read_jsonl(path: str, opener: Opener = _open) -> Iterator[Event]:
-    """JSON Lines: one JSON object a line, UTF-8 (a BOM on the first line is allowed)."""
+class _Progress:
+    """How far a reader got in a file (lines or records), for the message of a late error."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+Body = Callable[[Any, _Progress], Iterator[Event]]
+
+
+def _guarded(path: str, opener: Opener, unit: str, body: Body) -> Iterator[Event]:
+    """What ``body`` reads from the opened file; a file that cannot be opened, and an
+    error that ``body`` lets out (closing included), end in an :class:`Unreadable`."""
     try:
         handle = opener(path)
     except Exception as exc:
-        yield Unreadable(path, f"{path}: cannot open: {_describe(exc)}", 0)
+        yield Unreadable(path, f"{path}: cannot open: {describe(exc)}", 0)
         return
-    lineno = 0
+    done = _Progress()
     try:
         with handle:
-            while True:
-                try:
-                    raw = handle.readline()
-                except Exception as exc:
-                    yield Unreadable(
-                        path,
-                        f"{path}: read error after line {lineno}: {_describe(exc)}; "
-                        "the rest of the file was not read",
-                        lineno,
-                    )
-                    return
-                if not raw:
-                    return
-                lineno += 1
-                line = raw[:-1] if raw.endswith(b"\n") else raw
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                if lineno == 1 and line.startswith(_BOM):
-                    line = line[len(_BOM):]
-                origin = f"{path}:{lineno}"
-                if not line.strip():
-                    yield Blank(origin)
-                    continue
-                try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    yield Malformed(line, origin, f"{origin}: not UTF-8: {exc}")
-                    continue
-                try:
-                    value = json.loads(text, parse_constant=_reject_constant)
-                except ValueError as exc:
-                    yield Malformed(line, origin, f"{origin}: not valid JSON: {exc}")
-                    continue
-                if not isinstance(value, dict):
-                    kind = {list: "an array", str: "a string", bool: "a boolean"}.get(
-                        type(value), "a number" if value is not None else "null"
-                    )
-                    yield Malformed(line, origin, f"{origin}: {kind}, not a JSON object")
-                    continue
-                yield Record(value, origin)
-    except Exception as exc:  # closing failed (e.g. a truncated gzip trailer)
-        yield Unreadable(path, f"{path}: read error after line {lineno}: {_describe(exc)}", lineno)
+            yield from body(handle, done)
+    except Exception as exc:  # e.g. closing a truncated gzip file (its trailer)
+        yield Unreadable(path, f"{path}: read error after {unit} {done.count}: {describe(exc)}", done.count)
+
+
+def read_jsonl(path: str, opener: Opener = _open) -> Iterator[Event]:
+    """JSON Lines: one JSON object a line, UTF-8 (a BOM on the first line is allowed)."""
+    return _guarded(path, opener, "line", lambda handle, done: _jsonl_lines(path, handle, done))
+
+
+def _jsonl_lines(path: str, handle: Any, done: _Progress) -> Iterator[Event]:
+    while True:
+        try:
+            raw = handle.readline()
+        except Exception as exc:
+            yield Unreadable(
+                path,
+                f"{path}: read error after line {done.count}: {describe(exc)}; "
+                "the rest of the file was not read",
+                done.count,
+            )
+            return
+        if not raw:
+            return
+        done.count += 1
+        yield _jsonl_event(raw, f"{path}:{done.count}", first=done.count == 1)
+
+
+def _jsonl_event(raw: bytes, origin: str, first: bool) -> Event:
+    line = raw[:-1] if raw.endswith(b"\n") else raw
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    if first and line.startswith(_BOM):
+        line = line[len(_BOM):]
+    if not line.strip():
+        return Blank(origin)
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Malformed(line, origin, f"{origin}: not UTF-8: {exc}")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        return Malformed(line, origin, f"{origin}: not valid JSON: {exc}")
+    if not isinstance(value, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean"}.get(
+            type(value), "a number" if value is not None else "null"
+        )
+        return Malformed(line, origin, f"{origin}: {kind}, not a JSON object")
+    return Record(value, origin)
 
 
 def read_avro(path: str, want_raw: bool = False, opener: Opener = _open) -> Iterator[Event]:
@@ -181,63 +194,57 @@ def read_avro(path: str, want_raw: bool = False, opener: Opener = _open) -> Iter
     the decompressed block (so it is exactly what the file holds), and the
     fingerprint of the file's writer schema.
     """
+    return _guarded(path, opener, "record", lambda handle, done: _avro_records(path, handle, want_raw, done))
+
+
+def _avro_records(path: str, handle: Any, want_raw: bool, done: _Progress) -> Iterator[Event]:
     import fastavro
 
     try:
-        handle = opener(path)
+        blocks = fastavro.block_reader(handle)
+        schema_json = blocks.metadata["avro.schema"]
+        if isinstance(schema_json, bytes):
+            schema_json = schema_json.decode("utf-8")
+        writer_schema = json.loads(schema_json)
+        parsed = fastavro.parse_schema(writer_schema)
+        fingerprint = schema_fingerprint(writer_schema) if want_raw else None
     except Exception as exc:
-        yield Unreadable(path, f"{path}: cannot open: {_describe(exc)}", 0)
+        yield Unreadable(path, f"{path}: not a readable Avro file: {describe(exc)}", 0)
         return
-    count = 0
-    try:
-        with handle:
+    iterator = iter(blocks)
+    while True:
+        try:
+            block = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:
+            yield Unreadable(
+                path,
+                f"{path}: corrupt Avro data after record {done.count}: {describe(exc)}; "
+                "the rest of the file was not read",
+                done.count,
+            )
+            return
+        data = block.bytes_.getvalue()
+        buffer = io.BytesIO(data)
+        for _ in range(block.num_records):
+            start = buffer.tell()
             try:
-                blocks = fastavro.block_reader(handle)
-                schema_json = blocks.metadata["avro.schema"]
-                if isinstance(schema_json, bytes):
-                    schema_json = schema_json.decode("utf-8")
-                writer_schema = json.loads(schema_json)
-                parsed = fastavro.parse_schema(writer_schema)
-                fingerprint = schema_fingerprint(writer_schema) if want_raw else None
+                value = fastavro.schemaless_reader(buffer, parsed, None)
             except Exception as exc:
-                yield Unreadable(path, f"{path}: not a readable Avro file: {_describe(exc)}", 0)
+                yield Unreadable(
+                    path,
+                    f"{path}: corrupt Avro record {done.count + 1} "
+                    f"(block at byte {block.offset}): {describe(exc)}; "
+                    "the rest of the file was not read",
+                    done.count,
+                )
                 return
-            iterator = iter(blocks)
-            while True:
-                try:
-                    block = next(iterator)
-                except StopIteration:
-                    return
-                except Exception as exc:
-                    yield Unreadable(
-                        path,
-                        f"{path}: corrupt Avro data after record {count}: {_describe(exc)}; "
-                        "the rest of the file was not read",
-                        count,
-                    )
-                    return
-                data = block.bytes_.getvalue()
-                buffer = io.BytesIO(data)
-                for _ in range(block.num_records):
-                    start = buffer.tell()
-                    try:
-                        value = fastavro.schemaless_reader(buffer, parsed, None)
-                    except Exception as exc:
-                        yield Unreadable(
-                            path,
-                            f"{path}: corrupt Avro record {count + 1} "
-                            f"(block at byte {block.offset}): {_describe(exc)}; "
-                            "the rest of the file was not read",
-                            count,
-                        )
-                        return
-                    count += 1
-                    if want_raw:
-                        yield Record(value, f"{path}#{count}", data[start:buffer.tell()], fingerprint)
-                    else:
-                        yield Record(value, f"{path}#{count}")
-    except Exception as exc:
-        yield Unreadable(path, f"{path}: read error after record {count}: {_describe(exc)}", count)
+            done.count += 1
+            if want_raw:
+                yield Record(value, f"{path}#{done.count}", data[start:buffer.tell()], fingerprint)
+            else:
+                yield Record(value, f"{path}#{done.count}")
 
 
 def read_file(path: str, fmt: str, want_raw: bool = False, opener: Opener = _open) -> Iterator[Event]:

@@ -39,6 +39,10 @@ class MissingField(LookupError):
     """The path does not lead to a value (a field is absent, or null)."""
 
 
+class NullField(MissingField):
+    """The path meets a null: the field itself, or a record on the way to it, is null."""
+
+
 class NotAScalar(TypeError):
     """The path leads to a record, map or array, which cannot be a key."""
 
@@ -150,7 +154,7 @@ def parse_path(path: str) -> tuple[str, ...]:
 
 
 def lookup(record: Any, path: Sequence[str]) -> Any:
-    """The value at ``path``; :class:`MissingField` if absent or null on the way."""
+    """The value at ``path``; :class:`MissingField` if absent, :class:`NullField` if null on the way."""
     value = record
     for depth, segment in enumerate(path):
         where = ".".join(path[: depth + 1])
@@ -164,10 +168,12 @@ def lookup(record: Any, path: Sequence[str]) -> Any:
                 raise MissingField(f"no element {where!r} (the array has {len(value)})")
             value = value[index]
         else:
-            kind = "null" if value is None else type(value).__name__
-            raise MissingField(f"no field {where!r} ({'.'.join(path[:depth]) or 'the record'} is {kind})")
+            parent = ".".join(path[:depth]) or "the record"
+            if value is None:
+                raise NullField(f"no field {where!r} ({parent} is null)")
+            raise MissingField(f"no field {where!r} ({parent} is {type(value).__name__})")
         if value is None:
-            raise MissingField(f"field {where!r} is null")
+            raise NullField(f"field {where!r} is null")
     return value
 
 

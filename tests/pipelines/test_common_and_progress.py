@@ -13,7 +13,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
-from pipelines import common, progress
+from pipelines import common, launch, progress
 
 
 def test_region_flag_and_dataflow_region() -> None:
@@ -84,10 +84,13 @@ def test_default_dead_letter_dir() -> None:
 
 
 def test_reporter_thread_prints_every_interval() -> None:
-    tally = progress.Tally()
     out = io.StringIO()
-    tally.start(progress.ProgressConfig(interval=0.2, label="t"), out)
+    tally = progress.Tally("t", 0.2, out)
+    tally.start()
     assert tally.reporting
+    time.sleep(0.3)
+    assert out.getvalue() == ""  # no DoFn counts here yet: no lines
+    tally.attach()
     for _ in range(5):
         tally.add(progress.READ, 10)
         tally.add(progress.WRITTEN, 8)
@@ -100,7 +103,39 @@ def test_reporter_thread_prints_every_interval() -> None:
     assert len(lines) >= 2
     pattern = r"\[t\] +[\d.]+s  read 50  written 40  \([\d,]+ records/s\)  dead letters 5"
     assert re.fullmatch(pattern, lines[-1])
-    tally.start(progress.ProgressConfig(interval=0), out)  # 0: no reporter
+    silent = progress.Tally("t", 0, out)
+    silent.start()  # 0: no reporter
+    assert not silent.reporting
+
+
+def test_dofns_in_the_launchers_process_count_into_its_tally() -> None:
+    """Through Beam's Shared handle in the config, not a process-wide global: a DoFn
+    set up in this process finds the launcher's tally; one of another run does not."""
+    config = progress.ProgressConfig(interval=0, label="run")
+    tally = progress.launcher_tally(config)
+    fn = progress.CountFn("written", config)
+    fn.setup()
+    assert tally.attached
+    list(fn.process("receipt"))
+    fn.teardown()
+    assert tally.snapshot()[progress.WRITTEN] == 1
+
+    other = progress.CountFn("written", progress.ProgressConfig(interval=0, label="other"))
+    other.setup()
+    list(other.process("receipt"))
+    assert tally.snapshot()[progress.WRITTEN] == 1
+    assert other._tally is not None and other._tally is not tally
+    assert other._tally.label.startswith("other pid=")  # a worker's own tally
+    other.teardown()
+
+
+def test_a_workers_tally_prints_while_its_dofns_are_set_up() -> None:
+    config = progress.ProgressConfig(interval=0.05, label="w")
+    fn = progress.CountFn("dead", config)
+    fn.setup()  # no launcher tally for this run in this process: the worker's own
+    tally = fn._tally
+    assert tally is not None and tally.reporting
+    fn.teardown()
     assert not tally.reporting
 
 
@@ -139,11 +174,53 @@ def test_wait_with_progress_polls_metrics_of_a_running_job() -> None:
         clock[0] += seconds
         time.sleep(0.001)
 
-    progress.TALLY.stop()
-    state = progress.wait_with_progress(_FakeResult(), progress.ProgressConfig(interval=0.0001, label="job"),
-                                        out, sleep)
+    config = progress.ProgressConfig(interval=0.0001, label="job")
+    tally = progress.Tally("job", 0)  # no DoFn of this process counts into it
+    result = _FakeResult()
+    state = launch.wait_with_progress(result, config, tally, launch.JobCounters(result), out, sleep)
     assert state == PipelineState.DONE
     lines = out.getvalue().splitlines()
     assert lines and all(line.startswith("[job]") for line in lines)
     assert "written 100" in lines[0] or "written 200" in lines[0]
-    assert progress.query_counters(_FakeResult())[progress.READ] == 5
+    assert launch.JobCounters(_FakeResult()).read()[progress.READ] == 5
+
+
+def test_wait_with_progress_leaves_the_lines_to_a_tally_that_dofns_feed() -> None:
+    out = io.StringIO()
+    config = progress.ProgressConfig(interval=0.0001, label="job")
+    tally = progress.Tally("job", 0)
+    tally.attach()
+    result = _FakeResult()
+    launch.wait_with_progress(result, config, tally, launch.JobCounters(result), out, lambda _: None)
+    assert out.getvalue() == ""
+
+
+class _FakeJobService:
+    """Answers GetJobMetrics with what the job counted so far."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.endpoint = "localhost:0"
+
+    def metrics(self, job_id: str) -> Any:
+        assert job_id == "job-1"
+        self.asked += 1
+        counters = [_FakeCounter(progress.WRITTEN, self.asked * 10)]
+        return type("R", (), {"query": lambda _self, _filter: {"counters": counters}})()
+
+
+def test_portable_jobs_are_read_from_their_job_service_or_once_at_the_end() -> None:
+    from apache_beam.runners.portability.portable_runner import PipelineResult
+
+    # A PortableRunner result (it caches its first metrics answer): without a job
+    # service to ask, its metrics are not polled while it runs.
+    portable = PipelineResult(None, "job-1", iter(()), iter(()))
+    assert not launch.JobCounters(portable).live
+    assert not launch.JobCounters(portable, _FakeJobService(), None).live  # our job not found
+    # With the job service, every read asks it again.
+    service = _FakeJobService()
+    counters = launch.JobCounters(portable, service, "job-1")
+    assert counters.live
+    assert [counters.read()[progress.WRITTEN] for _ in range(3)] == [10, 20, 30]
+    # Other runners' results are read as they are (Dataflow's caches only once the job ended).
+    assert launch.JobCounters(_FakeResult()).live

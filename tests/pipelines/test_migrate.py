@@ -23,8 +23,9 @@ from fastavro.schema import to_parsing_canonical_form
 from beam_kinesis_sink import ErrorCode
 from beam_kinesis_sink.dead_letter_io import read_file
 from beam_kinesis_sink.testing.local_servers import LocalKinesis
-from beam_kinesis_sink.testing.readback import hash_key_of, shard_ranges
+from beam_kinesis_sink.testing.readback import shard_ranges
 from pipelines import migrate
+from tests.oracle import hash_key_of
 from tests.pipelines.conftest import Run, cli_env, stream_records, summary_value
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,9 @@ import pytest
 from beam_kinesis_sink import DeadLetter, ErrorCode
 from beam_kinesis_sink.dead_letter_io import WriteDeadLetters, read_file
 from beam_kinesis_sink.testing.local_servers import LocalKinesis
-from beam_kinesis_sink.testing.readback import hash_key_of, shard_ranges
+from beam_kinesis_sink.testing.readback import shard_ranges
 from pipelines.replay_dead_letters import join_key
+from tests.oracle import hash_key_of
 from tests.pipelines.conftest import run_many, stream_records, summary_value
 
 pytestmark = pytest.mark.integration

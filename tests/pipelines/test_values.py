@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pipelines.values import (
     MissingField,
     NotAScalar,
+    NullField,
     explicit_hash_key_string,
     key_string,
     lookup,
@@ -112,6 +113,14 @@ def test_lookup() -> None:
         lookup(record, parse_path("customer.tags.5"))
     with pytest.raises(MissingField, match="customer.id is str"):
         lookup(record, parse_path("customer.id.x"))
+    # a null on the way is told apart by its type (an absent field is not a null)
+    for path in ("customer.none", "customer.none.x"):
+        with pytest.raises(NullField):
+            lookup(record, parse_path(path))
+    for path in ("customer.name", "customer.tags.5", "customer.id.x"):
+        with pytest.raises(MissingField) as info:
+            lookup(record, parse_path(path))
+        assert not isinstance(info.value, NullField), path
 
 
 def test_key_string() -> None:
