@@ -50,7 +50,7 @@ REPLAY_GOOD = 400
 # STALE_METRICS: on the PortableRunner, ``PipelineResult.metrics()`` fetches the
 # job's metrics once and caches them (apache_beam/runners/portability/
 # portable_runner.py, ``if not self._metrics``). The launcher's progress loop
-# (``pipelines.progress.wait_with_progress``) queries them while the job runs,
+# (``pipelines.launch.wait_with_progress``) queries them while the job runs,
 # so the summary at the end reads that first, empty answer: every count 0, and
 # exit code 0 although records were dead-lettered. test_migrate_jsonl_on_flink
 # runs as a user does (progress lines on) and checks the summary; the replay
