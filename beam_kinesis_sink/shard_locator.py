@@ -46,6 +46,7 @@ class ShardLocator:
         self._redact = redact
         self._metrics = metrics
         self.shard_map: Optional[ShardMap] = None
+        self._ids: frozenset = frozenset()
         self._loaded_at = float("-inf")
         self._stale = True
 
@@ -54,7 +55,8 @@ class ShardLocator:
         return self.shard_map.shard_for(hash_key).shard_id
 
     def knows(self, shard_id: str) -> bool:
-        return self.shard_map is not None and any(s.shard_id == shard_id for s in self.shard_map.shards)
+        """Whether ``shard_id`` is an open shard of the current map."""
+        return shard_id in self._ids
 
     def mark_stale(self) -> None:
         self._stale = True
@@ -79,6 +81,7 @@ class ShardLocator:
             return False
         self._metrics.inc(m.SHARD_MAP_REFRESHES)
         old, self.shard_map = self.shard_map, new_map
+        self._ids = frozenset(s.shard_id for s in new_map.shards)
         return old is not None and [s.shard_id for s in old.shards] != [s.shard_id for s in new_map.shards]
 
     def _on_failure(self, exc: BaseException) -> None:
@@ -90,4 +93,5 @@ class ShardLocator:
         if self.shard_map is None:
             # Keep going: PutRecords will tell each record its fate.
             self.shard_map = ShardMap.single()
+            self._ids = frozenset(s.shard_id for s in self.shard_map.shards)
             self._stale = True

@@ -345,3 +345,17 @@ def test_an_outage_drains_as_fast_with_the_limiter_as_without():
     assert unlimited > 0
     assert limited <= 2 * unlimited, (limited, unlimited)
     assert limited_calls >= 4000 * 20 // 500  # every record used its whole budget of attempts
+
+
+def test_a_shard_key_from_an_older_map_is_located_again():
+    fake = FakeKinesis()  # four shards
+    writer = KinesisWriter(fake, "s", options())
+    record = KinesisRecord(b"x", "k1")
+    hash_key, shard_id = writer.locate(record)
+    assert shard_id.startswith("shardId-")
+    writer.add(record, 3, context="known", hash_key=hash_key, shard_id=shard_id)
+    writer.add(record, 3, context="stale", hash_key=hash_key, shard_id="shardId-999999999999")
+    outcomes = run(writer, [])
+    assert sorted(c for _, c in outcomes) == ["known", "stale"]
+    assert {v.shard_id for v, _ in outcomes} == {shard_id}  # both went to the shard that holds the key
+    assert len(fake.calls) == 1 and fake.list_shards_calls == 1
