@@ -322,37 +322,51 @@ def _header_schema(reader: Any) -> Any:
     return json.loads(text) if text else None
 
 
+def _open_dead_letters(handle: Any) -> Any:
+    """fastavro's block reader of an open file, once its header says it is a dead-letter file."""
+    import fastavro
+
+    reader = fastavro.block_reader(handle)
+    problem = is_dead_letter_schema(_header_schema(reader))
+    if problem:
+        raise NotADeadLetterError(f"not a dead-letter file: {problem}")
+    return reader
+
+
 def read_file(path: str) -> Iterable[DeadLetter]:
     """The dead letters of one file, read without Beam (fastavro over Beam's
     ``FileSystems``, so any Beam filesystem works).
 
     Raises :class:`NotADeadLetterError` when the file is an Avro file of
     another schema; fastavro's errors (``ValueError``, ``EOFError``...) when it
-    is not an Avro file or is corrupt. Letters before a corrupt block are
-    yielded first.
+    is not an Avro file or is corrupt. A block is yielded whole or not at all:
+    once it was read to its end, its sync marker checked and every record of
+    it decoded; the letters of the blocks before a corrupt one are yielded first.
     """
-    import fastavro
     from apache_beam.io.filesystems import FileSystems
 
     with FileSystems.open(path) as handle:
-        reader = fastavro.reader(handle)
-        problem = is_dead_letter_schema(_header_schema(reader))
-        if problem:
-            raise NotADeadLetterError(f"not a dead-letter file: {problem}")
-        for record in reader:
-            yield from_avro(record)
+        for block in _open_dead_letters(handle):
+            yield from [from_avro(record) for record in block]
 
 
 def check_file(path: str) -> Optional[str]:
     """``None`` if ``path`` starts like a dead-letter file (Avro header and
-    schema); else the reason it does not. Reads only the header."""
-    import fastavro
+    schema); else the reason it does not: ``not a readable Avro file: ...``
+    (``it is empty (0 bytes)`` for a 0-byte file) or ``not a dead-letter file:
+    ...``. Reads only the header."""
     from apache_beam.io.filesystems import FileSystems
 
     try:
         with FileSystems.open(path) as handle:
-            reader = fastavro.reader(handle)
-            problem = is_dead_letter_schema(_header_schema(reader))
+            _open_dead_letters(handle)
+    except NotADeadLetterError as exc:
+        return str(exc)
     except Exception as exc:
-        return f"not a readable Avro file: {type(exc).__name__}: {exc}"
-    return f"not a dead-letter file: {problem}" if problem else None
+        try:
+            empty = FileSystems.match([path])[0].metadata_list[0].size_in_bytes == 0
+        except Exception:
+            empty = False
+        reason = "it is empty (0 bytes)" if empty else f"{type(exc).__name__}: {exc}"
+        return f"not a readable Avro file: {reason}"
+    return None

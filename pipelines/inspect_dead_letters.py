@@ -9,8 +9,10 @@ when it is JSON or UTF-8 text (Avro single-object data shows its schema
 fingerprint), and as a hex preview otherwise. ``--json`` prints one JSON
 object instead (``total``, ``by_error_code``, ...).
 
-A file that is corrupt or not a dead-letter file is named, with the reason,
-and the others are still reported. Plain fastavro over Beam's
+A file that is corrupt or not a dead-letter file is named, with the reason
+(for a corrupt one, after how many dead letters), and the others are still
+reported; replay finds the same files unreadable, for the same reasons
+(``dead_letter_files.FileReading``). Plain fastavro over Beam's
 ``FileSystems``: any Beam filesystem path works (``s3://``, ``gs://``...).
 
 Exit codes: 0 every file read; 1 some file could not be read (the rest is
@@ -30,11 +32,12 @@ from typing import Any, Optional, Sequence
 
 from beam_kinesis_sink import DeadLetter
 from beam_kinesis_sink.avro_single_object import decode_header, is_single_object
-from beam_kinesis_sink.dead_letter_io import NotADeadLetterError, micros_to_datetime, read_file
+from beam_kinesis_sink.dead_letter_io import micros_to_datetime
 from beam_kinesis_sink.messages import EXCEPTION_CHARS, clip
 from beam_kinesis_sink.sharding import UNKNOWN_SHARD
 
 from . import common
+from .dead_letter_files import FileReading
 
 #: bytes of data shown in a hex preview (three characters each)
 HEX_BYTES = 48
@@ -237,27 +240,18 @@ def inspect_files(
 ) -> Report:
     report = Report(samples_per_code=samples)
     for path in files:
-        count = 0
-        try:
-            for letter in read_file(path):
-                count += 1
-                if error_codes and letter.error_code not in error_codes:
-                    report.filtered_out += 1
-                    continue
-                if since_micros is not None and letter.failed_at_micros < since_micros:
-                    report.filtered_out += 1
-                    continue
+        reading = FileReading(path)
+        for letter in reading:
+            if error_codes and letter.error_code not in error_codes:
+                report.filtered_out += 1
+            elif since_micros is not None and letter.failed_at_micros < since_micros:
+                report.filtered_out += 1
+            else:
                 report.add(letter)
-        except NotADeadLetterError as exc:
-            report.file_errors.append((path, str(exc)))
-            continue
-        except Exception as exc:
-            where = "not a readable Avro file" if count == 0 else f"corrupt after {count:,} dead letters"
-            report.file_errors.append((path, f"{where}: {type(exc).__name__}: {exc}"))
-            if count:
-                report.files_read.append(path)
-            continue
-        report.files_read.append(path)
+        if reading.problem:
+            report.file_errors.append((path, reading.problem))
+        if reading.letters or not reading.problem:
+            report.files_read.append(path)
     return report
 
 

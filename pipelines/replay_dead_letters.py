@@ -1,8 +1,16 @@
 """Write dead letters to a stream again.
 
     beam-kinesis-replay DIR_OR_GLOB [...] --stream NAME
-        [--error-code CODE ...] [--endpoint-url URL] [--region REGION]
+        [--error-code CODE ...] [--replay-readable] [--endpoint-url URL] [--region REGION]
         [--dead-letter-dir DIR] [--max-records-per-second N] [any Beam pipeline option]
+
+Every selected file is read through before the pipeline starts. A file that
+cannot be read to its end (corrupt or truncated, empty, not Avro, not a
+dead-letter file) is named, with how many dead letters could be read from it
+and why reading stopped; then nothing is written (exit code 2), unless
+``--replay-readable`` is given: then the dead letters that could be read are
+replayed, the readable beginning of a truncated file included, and the rest
+is skipped (exit code 3).
 
 Each selected dead letter is written as a ``KinesisRecord`` with its original
 data, partition key and explicit hash key (and its original event time). What
@@ -16,12 +24,17 @@ replayed ones on (partition key, SHA-256 of the data)::
                                │                                   ─▶ add attempts ─▶ WriteDeadLetters
                                └─▶ not replayable (no data or no partition key): counted, reported
 
-Dead letters without data or without a partition key cannot be replayed:
-they are counted and reported, and stay in the source files.
+With ``--replay-readable``, the readable dead letters of the files that
+cannot be read through come from ``ReadReadable`` too, flattened with
+``ReadDeadLetters``' (which reads the whole files). Dead letters without data
+or without a partition key cannot be replayed: they are counted and reported,
+and stay in the source files.
 
 Exit codes: 0 every selected dead letter was written; 3 some were
-dead-lettered again or could not be replayed; 2 usage error, no file matches
-or no usable file; 1 the pipeline failed.
+dead-lettered again or could not be replayed, or (with --replay-readable)
+some file could not be read through; 2 usage error, no file matches, no
+readable dead letter, or (by default) some file cannot be read through, and
+nothing was written; 1 the pipeline failed.
 """
 
 from __future__ import annotations
@@ -38,10 +51,10 @@ from apache_beam.utils.timestamp import Timestamp
 
 from beam_kinesis_sink import DeadLetter, KinesisRecord
 from beam_kinesis_sink.client import ClientConfig
-from beam_kinesis_sink.dead_letter_io import ReadDeadLetters, check_file
+from beam_kinesis_sink.dead_letter_io import ReadDeadLetters
 from beam_kinesis_sink.messages import clip
 
-from . import common, launch, progress
+from . import common, dead_letter_files, launch, progress
 from .writing import WriteOptions, count_and_store, write_and_count
 
 NOT_REPLAYABLE = "not_replayable"
@@ -119,6 +132,18 @@ def carry_attempts(joined: tuple[str, dict[str, Iterable[Any]]]) -> Iterable[Dea
         yield new._replace(attempts=attempts + new.attempts, element_preview=clip(origin))
 
 
+def read_letters(
+    pipeline: beam.Pipeline, files: Sequence[str], readable_parts: Sequence[tuple[str, int]] = ()
+) -> beam.PCollection:
+    """The dead letters of ``files``, and the first N of each ``(file, N)`` in ``readable_parts``."""
+    parts = []
+    if files:
+        parts.append(pipeline | "ReadDeadLetters" >> ReadDeadLetters(list(files)))
+    if readable_parts:
+        parts.append(pipeline | "ReadReadable" >> dead_letter_files.ReadReadable(readable_parts))
+    return parts[0] if len(parts) == 1 else tuple(parts) | "AllDeadLetters" >> beam.Flatten()
+
+
 def build(
     pipeline: beam.Pipeline,
     files: Sequence[str],
@@ -127,8 +152,9 @@ def build(
     write: WriteOptions,
     dead_letter_dir: str,
     config: progress.ProgressConfig,
+    readable_parts: Sequence[tuple[str, int]] = (),
 ) -> None:
-    letters = pipeline | "ReadDeadLetters" >> ReadDeadLetters(list(files))
+    letters = read_letters(pipeline, files, readable_parts)
     selected = letters | "Select" >> beam.ParDo(SelectFn(error_codes, config)).with_output_types(DeadLetter)
     records = selected | "ToRecords" >> beam.Map(to_record).with_output_types(KinesisRecord)
     sink_dead_letters = write_and_count(records, stream, write, config)
@@ -153,6 +179,10 @@ def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     p.add_argument("--stream", required=True, help="the stream to write to (name or ARN)")
     p.add_argument("--error-code", action="append", metavar="CODE",
                    help="replay only these error codes (repeatable, or comma-separated); default all")
+    p.add_argument("--replay-readable", action="store_true",
+                   help="when some file cannot be read through (corrupt, truncated, not a dead-letter "
+                   "file), replay the dead letters that can be read, a truncated file's readable beginning "
+                   "included, and skip the rest (exit code 3); by default nothing is written (exit code 2)")
     common.add_aws_arguments(p, argv)
     p.add_argument("--dead-letter-dir", metavar="DIR",
                    help="where the records that fail again go; "
@@ -179,15 +209,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     codes = sorted({c.strip() for v in args.error_code or [] for c in v.split(",") if c.strip()})
     files = common.expand_inputs(args.paths, dir_glob="*.avro")
-    usable = []
-    for path in files:
-        problem = check_file(path)
-        if problem:
-            common.eprint(f"replay: skipping {path}: {problem}")
-        else:
-            usable.append(path)
-    if not usable:
-        raise common.UsageError("no readable dead-letter file among " + ", ".join(args.paths))
+    found = _read_through(files, args.paths, args.replay_readable)
     config = common.client_config(args)
     _warn_if_missing(config, args.stream)
     dead_letter_dir = common.as_dir(
@@ -196,21 +218,50 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     options = PipelineOptions(beam_args)
     rate, _ = common.per_worker_rate(args.max_records_per_second, options)
     config_progress = progress.ProgressConfig(args.progress_interval, "replay")
+    read = len(found.whole) + len(found.readable_parts)
     common.eprint(
-        f"replay: {len(usable):,} file(s) -> stream {args.stream}"
+        f"replay: {read:,} file(s) -> stream {args.stream}"
         + (f" (error codes: {', '.join(codes)})" if codes else "")
         + f"; new dead letters under {dead_letter_dir}"
     )
     pipeline = beam.Pipeline(options=options)
     write = WriteOptions(config, rate, rate_limit=not args.no_rate_limit)
-    build(pipeline, usable, args.stream, codes, write, dead_letter_dir, config_progress)
+    build(pipeline, found.whole, args.stream, codes, write, dead_letter_dir, config_progress,
+          found.readable_parts)
     finished = launch.run_pipeline(pipeline, config_progress)
     if finished is None:
         return common.EXIT_FAILED
-    return _summary(finished, dead_letter_dir, len(files) - len(usable))
+    return _summary(finished, dead_letter_dir, len(found.broken))
 
 
-def _summary(finished: launch.Finished, dead_letter_dir: str, skipped_files: int) -> int:
+def _read_through(
+    files: Sequence[str], paths: Sequence[str], replay_readable: bool
+) -> dead_letter_files.ReadThrough:
+    """Every file read through; the files that cannot be are named, with their
+    readable dead letters and why reading stopped. UsageError when there is
+    nothing to replay, or when some file cannot be read through and
+    ``--replay-readable`` is not given."""
+    found = dead_letter_files.read_through(files)
+    nothing = not found.whole and not found.readable_parts
+    if found.broken:
+        broken = f"{len(found.broken):,} of {len(files):,} file(s)"
+        if replay_readable or nothing:
+            common.eprint(f"replay: skipping what cannot be read in {broken}:")
+        else:
+            common.eprint(f"replay: {broken} cannot be read through, so nothing is written:")
+        for reading in found.broken:
+            common.eprint(f"  {reading.describe()}")
+    if nothing:
+        raise common.UsageError("no readable dead-letter file among " + ", ".join(paths))
+    if found.broken and not replay_readable:
+        raise common.UsageError(
+            "repair or remove the file(s) above, or pass --replay-readable to replay the "
+            f"{dead_letter_files.dead_letters(found.letters)} that can be read and skip the rest"
+        )
+    return found
+
+
+def _summary(finished: launch.Finished, dead_letter_dir: str, unread_files: int) -> int:
     counts, elapsed = finished
     selected = counts.get(progress.READ, 0)
     replayed = counts.get(progress.REPLAYED, 0)
@@ -234,13 +285,14 @@ def _summary(finished: launch.Finished, dead_letter_dir: str, skipped_files: int
     stay = "(they stay in the source files)" if not_replayable else ""
     lines.append(row("not replayable", not_replayable, stay))
     lines += common.count_lines(reasons)
-    if skipped_files:
-        lines.append(row("files skipped", skipped_files, "(not dead-letter files, see above)"))
+    if unread_files:
+        note = "(only their readable dead letters, see above)"
+        lines.append(row("files not read through", unread_files, note))
     listing, dead = common.dead_letter_listing(
         dead_letter_dir, counts, counts.get(progress.DEAD, 0), "new dead-letter files"
     )
     print("\n".join(lines + listing), flush=True)
-    return common.EXIT_DEAD_LETTERS if dead or not_replayable else common.EXIT_OK
+    return common.EXIT_DEAD_LETTERS if dead or not_replayable or unread_files else common.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import apache_beam as beam
+import fastavro
+import fastavro.write
 import pytest
 
 from beam_kinesis_sink import DeadLetter, ErrorCode
-from beam_kinesis_sink.dead_letter_io import WriteDeadLetters, read_file
+from beam_kinesis_sink.dead_letter_io import DEAD_LETTER_SCHEMA, WriteDeadLetters, read_file, to_avro
 from beam_kinesis_sink.testing.local_servers import LocalKinesis
 from beam_kinesis_sink.testing.readback import shard_ranges
 from pipelines.replay_dead_letters import join_key
 from tests.oracle import hash_key_of
-from tests.pipelines.conftest import run_many, stream_records, summary_value
+from tests.pipelines.conftest import Run, run_many, stream_records, summary_value
 
 pytestmark = pytest.mark.integration
 
@@ -155,3 +159,142 @@ def test_replay_usage_errors(kinesalite: LocalKinesis, tmp_path: Path) -> None:
     assert "no file matches" in runs[0].stderr
     assert "skipping" in runs[1].stderr and "not-dl.avro" in runs[1].stderr
     assert "--stream" in runs[2].stderr
+
+
+# ---------------------------------------------------------------- files that cannot be read through
+
+
+def good_letters(prefix: str, n: int) -> list[DeadLetter]:
+    return [
+        DeadLetter(OLD_STREAM, json.dumps({"f": prefix, "i": i}).encode(), f"{prefix}-{i}", None,
+                   ErrorCode.THROTTLED, "throttled (original)", 3, "shardId-000000000000", T0 + i, None, None)
+        for i in range(n)
+    ]
+
+
+def write_blocks(path: Path, schema: dict, *blocks: list[dict]) -> None:
+    """An Avro container file, one block per list of records (deflate, as WriteDeadLetters writes)."""
+    with path.open("wb") as f:
+        writer = fastavro.write.Writer(f, fastavro.parse_schema(schema), codec="deflate")
+        for block in blocks:
+            for record in block:
+                writer.write(record)
+            writer.flush()  # ends the block
+
+
+@pytest.fixture
+def damaged_set(tmp_path: Path) -> tuple[Path, dict[str, list[DeadLetter]]]:
+    """A good file, a file truncated inside its last block (only its first block
+    readable), a 0-byte .avro and an Avro file of another schema."""
+    directory = tmp_path / "damaged"
+    directory.mkdir()
+    good = good_letters("good", 600)  # over one PutRecords batch (500)
+    write_blocks(directory / "good.avro", DEAD_LETTER_SCHEMA, [to_avro(dl) for dl in good])
+    first, last = good_letters("trunc", 50)[:30], good_letters("trunc", 50)[30:]
+    truncated = directory / "truncated.avro"
+    write_blocks(truncated, DEAD_LETTER_SCHEMA, [to_avro(dl) for dl in first], [to_avro(dl) for dl in last])
+    with truncated.open("rb") as f:
+        assert [b.num_records for b in fastavro.block_reader(f)] == [30, 20]
+    whole = truncated.read_bytes()
+    truncated.write_bytes(whole[: len(whole) - 16 - 8])  # the sync marker and 8 bytes of the last block
+    assert [dl for dl in itertools.islice(read_file(str(truncated)), 30)] == first
+    with pytest.raises(EOFError):
+        list(read_file(str(truncated)))
+    (directory / "empty.avro").write_bytes(b"")
+    other = {"type": "record", "name": "Other", "fields": [{"name": "x", "type": "int"}]}
+    write_blocks(directory / "other.avro", other, [{"x": 1}, {"x": 2}])
+    return directory, {"good": good, "truncated": first}
+
+
+def readable_counts(stderr: str, directory: Path) -> dict[str, int]:
+    """``{file name: N}`` from replay's lines ``  PATH: reason (N dead letters readable)``."""
+    found = {}
+    for path in sorted(directory.iterdir()):
+        match = re.search(rf"^\s*{re.escape(str(path))}: .*\((\d+) dead letters? readable\)$", stderr, re.M)
+        if match:
+            found[path.name] = int(match.group(1))
+    return found
+
+
+def replay_both_ways(
+    kinesalite: LocalKinesis, new_stream: Callable[[int], str], directory: Path, tmp_path: Path,
+    bad: dict[str, int], *more: tuple[str, list[str]],
+) -> tuple[Run, Run, list[dict[str, Any]], list[Run]]:
+    """Replay ``directory`` (whose files ``bad`` cannot be read through, with N
+    dead letters readable) by default and with --replay-readable, to new streams,
+    while the commands ``more`` run too. Both runs name each bad file with its
+    count; the default one writes nothing and exits 2, the other exits 3.
+    Returns both runs, the records of the --replay-readable run's stream and the others."""
+    refused_stream, readable_stream = new_stream(1), new_stream(2)
+    endpoint = ["--endpoint-url", kinesalite.endpoint_url, "--region", "us-east-1", "--no-rate-limit"]
+    refused, readable, *others = run_many(
+        [
+            ("replay_dead_letters", [str(directory), "--stream", refused_stream, *endpoint,
+                                     "--dead-letter-dir", str(tmp_path / "again-refused")]),
+            ("replay_dead_letters", [str(directory), "--stream", readable_stream, "--replay-readable",
+                                     *endpoint, "--dead-letter-dir", str(tmp_path / "again-readable")]),
+            *more,
+        ],
+        cwd=tmp_path,
+    )
+    # By default: every bad file named with its count and why reading stopped; nothing written.
+    assert refused.returncode == 2, refused
+    assert readable_counts(refused.stderr, directory) == bad, refused
+    assert "--replay-readable" in refused.stderr
+    assert stream_records(kinesalite, refused_stream) == []
+    assert not (tmp_path / "again-refused").exists()
+    # --replay-readable: the same files named; what could be read is replayed; exit 3.
+    assert readable.returncode == 3, readable
+    assert readable_counts(readable.stderr, directory) == bad, readable
+    assert summary_value(readable.stdout, "files not read through") == len(bad)
+    assert summary_value(readable.stdout, "dead-lettered again") == 0
+    assert new_letters(tmp_path / "again-readable") == []
+    return refused, readable, stream_records(kinesalite, readable_stream), others
+
+
+def test_replay_reads_every_file_through_first(
+    kinesalite: LocalKinesis, new_stream: Callable[[int], str], damaged_set: tuple[Path, dict],
+    tmp_path: Path,
+) -> None:
+    directory, letters = damaged_set
+    bad = {"truncated.avro": 30, "empty.avro": 0, "other.avro": 0}
+    refused, readable, records, (inspected,) = replay_both_ways(
+        kinesalite, new_stream, directory, tmp_path, bad,
+        ("inspect_dead_letters", [str(directory), "--json", "--samples", "0"]),
+    )
+    # --replay-readable: the good file and the truncated file's first block, each once.
+    expected = letters["good"] + letters["truncated"]
+    assert sorted((r["partition_key"], r["data"]) for r in records) == sorted(
+        (dl.partition_key, dl.data) for dl in expected
+    )
+    out = readable.stdout
+    assert len(expected) == 630
+    assert summary_value(out, "dead letters selected") == summary_value(out, "written") == len(expected)
+
+    # inspect finds the same files unreadable, for the same reasons, with the same letters.
+    assert inspected.returncode == 1, inspected
+    report = json.loads(inspected.stdout)
+    errors = {Path(e["file"]).name: e["error"] for e in report["file_errors"]}
+    assert set(errors) == set(bad)
+    for name, reason in errors.items():
+        for run in (refused, readable):
+            assert f"{directory / name}: {reason} (" in run.stderr, (name, reason, run)
+    assert "corrupt after 30 dead letters" in errors["truncated.avro"]
+    assert "empty (0 bytes)" in errors["empty.avro"]
+    assert "not a dead-letter file" in errors["other.avro"] and "Other" in errors["other.avro"]
+    assert report["total"] == 630
+
+
+def test_replay_that_skips_files_does_not_exit_0(
+    kinesalite: LocalKinesis, new_stream: Callable[[int], str], damaged_set: tuple[Path, dict],
+    tmp_path: Path,
+) -> None:
+    # The folder of the bug report: good dead letters, a 0-byte .avro and an Avro file of another
+    # schema (replay used to skip the last two, write the rest and exit 0).
+    directory, letters = damaged_set
+    (directory / "truncated.avro").unlink()
+    _, readable, records, _ = replay_both_ways(
+        kinesalite, new_stream, directory, tmp_path, {"empty.avro": 0, "other.avro": 0}
+    )
+    assert summary_value(readable.stdout, "written") == len(letters["good"])
+    assert sorted(r["data"] for r in records) == sorted(dl.data for dl in letters["good"])
