@@ -162,14 +162,17 @@ class ShardBuffers:
     def queues(self) -> Iterable[ShardQueue]:
         return self._queues.values()
 
-    def add(self, item: Item, shard_id: str) -> None:
-        self.queue(shard_id).append(item)
+    def add(self, item: Item, shard_id: str) -> ShardQueue:
+        """Queue ``item`` on its shard; returns that queue."""
+        queue = self.queue(shard_id)
+        queue.append(item)
         self._records += 1
         self._bytes += item.size
         if self._records > self.peak_records:
             self.peak_records = self._records
         if self._bytes > self.peak_bytes:
             self.peak_bytes = self._bytes
+        return queue
 
     def release(self, item: Item) -> None:
         """``item`` has its outcome: it is no longer held."""

@@ -52,14 +52,17 @@ def _micros(timestamp: Any) -> Optional[int]:
     return micros
 
 
+#: Beam's parameter for the whole windowed element: one parameter to bind per
+#: element instead of three (timestamp, window, pane), where this Beam has it
+_WINDOWED_VALUE_PARAM = getattr(beam.DoFn, "WindowedValueParam", None)
+
+
 def _emit(outcomes: Iterable[Any]) -> Iterable[Any]:
+    """Each outcome to its output, in its element's timestamp, windows and
+    pane (``context``, a ``WindowedValue``), or in the input's when None."""
     for value, context in outcomes:
         tag = WRITTEN if isinstance(value, WriteReceipt) else DEAD_LETTERS
-        if context is None:
-            yield TaggedOutput(tag, value)
-        else:
-            timestamp, windows, pane = context
-            yield TaggedOutput(tag, WindowedValue(value, timestamp, windows, pane))
+        yield TaggedOutput(tag, value if context is None else context.with_value(value))
 
 
 class _WriterDoFn(beam.DoFn):
@@ -109,22 +112,33 @@ class _WriteFn(_WriterDoFn):
         if forgotten:
             _LOG.warning("dropped %d records left by a failed bundle; the runner retries them", forgotten)
 
-    def process(
-        self,
-        element: Any,
-        timestamp: Any = beam.DoFn.TimestampParam,
-        window: Any = beam.DoFn.WindowParam,
-        pane: Any = beam.DoFn.PaneInfoParam,
-    ) -> Iterable[Any]:
+    if _WINDOWED_VALUE_PARAM is not None:
+
+        def process(self, element: Any, windowed: Any = _WINDOWED_VALUE_PARAM) -> Iterable[Any]:
+            return self._write(element, windowed)
+
+    else:  # an older Beam
+
+        def process(
+            self,
+            element: Any,
+            timestamp: Any = beam.DoFn.TimestampParam,
+            window: Any = beam.DoFn.WindowParam,
+            pane: Any = beam.DoFn.PaneInfoParam,
+        ) -> Iterable[Any]:
+            return self._write(element, WindowedValue(None, timestamp, (window,), pane))
+
+    def _write(self, element: Any, context: WindowedValue) -> Iterable[Any]:
+        """Convert, then hand the record (or its rejection) to the engine,
+        with the element's windowed value as its context."""
         writer = self._open()
-        context = (timestamp, (window,), pane)
-        ts = _micros(timestamp)
+        ts = _micros(context.timestamp)
         converted = self.settings.converter.convert(element)
         if isinstance(converted, Rejection):
             writer.reject(converted, context, ts)
         else:
             writer.add(converted.record, converted.size, context, ts)
-        yield from _emit(writer.take_outcomes())
+        return _emit(writer.take_outcomes()) if writer.pending_outcomes else ()
 
     def finish_bundle(self) -> Iterable[Any]:
         writer = self._open()
@@ -188,7 +202,8 @@ class _WriteBatchesFn(_WriterDoFn):
         writer.reset()  # leftovers of a failed attempt are retried by the runner
         for item in batch:
             ts = item.element_timestamp_micros
-            context = (Timestamp(micros=ts) if ts is not None else Timestamp(0), (window,), pane)
+            context = WindowedValue(None, Timestamp(micros=ts) if ts is not None else Timestamp(0),
+                                    (window,), pane)
             writer.add(KinesisRecord(item.data, item.partition_key, item.explicit_hash_key), item.size,
                        context, ts, hash_key=int(item.hash_key), shard_id=shard_id)
             yield from _emit(writer.take_outcomes())

@@ -38,7 +38,7 @@ from beam_kinesis_sink.outcomes import Outcome, Outcomes
 from beam_kinesis_sink.rate_limit import RateLimitConfig, RateLimiter
 from beam_kinesis_sink.records import ErrorCode, KinesisRecord
 from beam_kinesis_sink.retry import Backoff, Failure, RetryPolicy, plan_retries
-from beam_kinesis_sink.shard_buffers import Batch, Item, ShardBuffers
+from beam_kinesis_sink.shard_buffers import Batch, Item, ShardBuffers, ShardQueue
 from beam_kinesis_sink.shard_locator import ShardLocator
 from beam_kinesis_sink.sharding import ShardMap, hash_key_of
 from beam_kinesis_sink.submitter import Completed, Submitter
@@ -110,6 +110,9 @@ class KinesisWriter:
         self._batcher = Batcher(options.limits, self.rate_limiter)
         self._submitter = Submitter(client, stream_arguments(stream), options.max_in_flight)
         self._outcomes = Outcomes(stream, self.metrics, wall_clock, self._redact)
+        #: the clock time at which some queue may send without a new record
+        #: (a backoff or a wait for tokens ends); see _after_add
+        self._wake_at = float("inf")
 
     # ------------------------------------------------------------------ API
     def locate(self, record: KinesisRecord) -> Tuple[int, str]:
@@ -139,8 +142,8 @@ class KinesisWriter:
             hash_key = hash_key_of(record.partition_key, record.explicit_hash_key)
         if shard_id is None or not self.locator.knows(shard_id):
             shard_id = self.locator.shard_of(hash_key)
-        self.buffers.add(Item(record, size, hash_key, context, element_timestamp_micros), shard_id)
-        self._pump(drain=False, deadline=None)
+        queue = self.buffers.add(Item(record, size, hash_key, context, element_timestamp_micros), shard_id)
+        self._after_add(queue)
 
     def reject(self, rejection: Rejection, context: Any = None,
                element_timestamp_micros: Optional[int] = None) -> None:
@@ -195,6 +198,25 @@ class KinesisWriter:
         self._submitter.close()
 
     # ----------------------------------------------------------------- pump
+    def _after_add(self, queue: ShardQueue) -> None:
+        """One look per record: only ``queue`` changed, so unless a call
+        completed, a wait ended or the buffers are over their bound, only it
+        may have a request to send (a full one)."""
+        completed = self._submitter.completed()
+        if completed or self._over_bound() or self._clock() >= self._wake_at:
+            self._settle_all(completed)
+            self._pump(drain=False, deadline=None)
+            return
+        if queue.in_flight or len(self._submitter) >= self.options.max_in_flight:
+            return
+        now = self._clock()
+        decision = self._batcher.next_batch(queue, now, force=False)
+        if decision.batch is not None:
+            queue.in_flight = True
+            self._send(decision.batch, now)
+        elif decision.wake is not None:
+            self._wake_at = min(self._wake_at, decision.wake)
+
     def _refresh_map(self) -> None:
         if self.locator.refresh():
             self.buffers.rebucket(self.locator.shard_of)
@@ -240,6 +262,7 @@ class KinesisWriter:
                 self._send(decision.batch, now)
             elif decision.wake is not None:
                 wake = decision.wake if wake is None else min(wake, decision.wake)
+        self._wake_at = float("inf") if wake is None else wake
         return wake
 
     def _send(self, batch: Batch, now: float) -> None:
