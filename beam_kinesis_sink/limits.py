@@ -98,6 +98,8 @@ def normalize_partition_key(key: object) -> Tuple[Optional[str], Optional[Proble
             f"partition key is empty; it needs 1 to {MAX_PARTITION_KEY_CHARS} characters "
             "(UTF-16 code units)",
         )
+    if key.isascii() and len(key) <= MAX_PARTITION_KEY_CHARS:
+        return key, None  # the common case: no surrogate, one code unit a character
     surrogate = lone_surrogate(key)
     if surrogate:
         position, code_point = surrogate
@@ -189,6 +191,8 @@ def record_size(data: bytes, partition_key: str) -> int:
 
     ``partition_key`` must have passed :func:`normalize_partition_key`.
     """
+    if partition_key.isascii():
+        return len(data) + len(partition_key)
     return len(data) + len(partition_key.encode("utf-8"))
 
 
