@@ -115,7 +115,9 @@ class _WriteFn(_WriterDoFn):
     if _WINDOWED_VALUE_PARAM is not None:
 
         def process(self, element: Any, windowed: Any = _WINDOWED_VALUE_PARAM) -> Iterable[Any]:
-            return self._write(element, windowed)
+            # Without the element: the context is held until the record's
+            # outcome, and the buffer bound counts records, not elements.
+            return self._write(element, windowed.with_value(None))
 
     else:  # an older Beam
 

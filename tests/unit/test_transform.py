@@ -86,3 +86,31 @@ def test_display_data_names_the_stream_and_options_but_no_credential():
     assert items["region_name"] == "eu-west-1"
     text = repr(items)
     assert secret not in text and "AKIAABCDEFGHIJKLMNOP" not in text and "TOKEN-xyz" not in text
+
+
+def test_buffered_records_do_not_hold_their_elements():
+    # The context of a buffered record lives until its outcome; the buffer
+    # bound counts records, so the (maybe much bigger) element must not stay.
+    from apache_beam.transforms.window import GlobalWindow
+    from apache_beam.utils.windowed_value import WindowedValue
+
+    from beam_kinesis_sink import write_fn
+    from beam_kinesis_sink.testing.processes import free_port
+    from beam_kinesis_sink.write_fn import _WriteFn
+
+    config = ClientConfig(region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{free_port()}",
+                          aws_access_key_id="x", aws_secret_access_key="y", connect_timeout=0.5)
+    fn = _WriteFn(WriteToKinesis("s", partition_key="k", client_config=config).settings)
+    fn.setup()
+    try:
+        element = {"k": "a", "blob": "x" * 1000}
+        windowed = WindowedValue(element, 0, (GlobalWindow(),))
+        if write_fn._WINDOWED_VALUE_PARAM is not None:
+            list(fn.process(element, windowed))
+        else:  # an older Beam: the three parameters
+            list(fn.process(element, windowed.timestamp, GlobalWindow(), windowed.pane_info))
+        items = [item for queue in fn._writer.buffers.queues() for item in queue._items]
+        assert len(items) == 1
+        assert items[0].context.value is None and items[0].context.windows == (GlobalWindow(),)
+    finally:
+        fn.teardown()
