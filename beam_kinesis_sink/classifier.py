@@ -259,8 +259,8 @@ def judge_answer(response: Any, count: int, shard_id: str, split: bool = False) 
         c = classify_record_error(str(code), str(entry.get("ErrorMessage") or ""))
         throttled += c.throttled
         (retry if c.action is Action.RETRY else dead).append((index, c.error_code, c.error_message))
-    return Verdict(tuple(written), tuple(retry), tuple(dead), throttled, throttled / count, False, None, None,
-                   map_stale)
+    return Verdict(written=tuple(written), retry=tuple(retry), dead=tuple(dead), throttled=throttled,
+                   feedback=throttled / count, map_stale=map_stale)
 
 
 def judge_failure(exc: BaseException, count: int) -> Verdict:
