@@ -85,8 +85,8 @@ class WriteToKinesis(beam.PTransform):
       max_records_per_second: a cap on records/s per worker across shards,
         e.g. to leave room for live producers during a replay (default none).
       flush_timeout_seconds: deadline for ``finish_bundle`` to drain
-        (default 600). What is left after it is dead-lettered with
-        ``DeadlineExceeded``.
+        (default 600). What is left after it is dead-lettered: with
+        ``DeadlineExceeded``, or with its own last error if it was failing.
       batching: ``"bundle"`` (default) or ``"stateful"`` (cross-bundle, via
         ``GroupIntoBatches`` keyed by shard).
       max_buffering_seconds: in stateful mode, the longest a record waits

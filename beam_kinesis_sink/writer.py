@@ -352,6 +352,12 @@ class KinesisWriter:
                               "it may have been written (a replay can duplicate it)", batch.shard_id)
         for queue in list(self.buffers.queues()):
             for item in queue.take_all():
-                last = f"; last error: {item.last_code}: {item.last_message}" if item.last_code else ""
-                self._give_up(item, ErrorCode.DEADLINE_EXCEEDED,
-                              f"not written before the flush deadline{last}", queue.shard_id)
+                if item.last_code:
+                    # It was failing: its own error is the cause (and what a
+                    # replay filters on); the deadline only ended its retries.
+                    self._give_up(item, item.last_code,
+                                  f"{item.last_message} (still failing after {item.attempts} attempts "
+                                  "when the flush deadline passed)", queue.shard_id)
+                else:
+                    self._give_up(item, ErrorCode.DEADLINE_EXCEEDED,
+                                  "not written before the flush deadline", queue.shard_id)

@@ -359,3 +359,17 @@ def test_a_shard_key_from_an_older_map_is_located_again():
     assert sorted(c for _, c in outcomes) == ["known", "stale"]
     assert {v.shard_id for v, _ in outcomes} == {shard_id}  # both went to the shard that holds the key
     assert len(fake.calls) == 1 and fake.list_shards_calls == 1
+
+
+def test_at_the_flush_deadline_a_failing_record_keeps_its_own_error():
+    # Connection refused on every call, and a deadline shorter than the retry
+    # budget: the records end with the real cause, not DeadlineExceeded.
+    fake = FakeKinesis(lambda call, recs: (_ for _ in ()).throw(ConnectionRefusedError("refused")))
+    slow_retries = RetryPolicy(max_attempts=1000, max_elapsed_seconds=600, base_delay=0.05, max_delay=0.05)
+    writer = KinesisWriter(fake, "s", options(retry=slow_retries))
+    outcomes = run(writer, records(50), timeout=0.5)
+    written, dead = split(outcomes)
+    assert not written and len(dead) == 50
+    assert len(fake.calls) >= 2  # the fault fired, and retries ran until the deadline
+    assert {v.error_code for v, _ in dead} == {ErrorCode.CONNECTION_ERROR}
+    assert all("when the flush deadline passed" in v.error_message and v.attempts >= 1 for v, _ in dead)
