@@ -46,7 +46,6 @@ class ShardLocator:
         self._redact = redact
         self._metrics = metrics
         self.shard_map: Optional[ShardMap] = None
-        self._ids: frozenset = frozenset()
         self._loaded_at = float("-inf")
         self._stale = True
 
@@ -56,7 +55,7 @@ class ShardLocator:
 
     def knows(self, shard_id: str) -> bool:
         """Whether ``shard_id`` is an open shard of the current map."""
-        return shard_id in self._ids
+        return self.shard_map is not None and shard_id in self.shard_map
 
     def mark_stale(self) -> None:
         self._stale = True
@@ -81,7 +80,6 @@ class ShardLocator:
             return False
         self._metrics.inc(m.SHARD_MAP_REFRESHES)
         old, self.shard_map = self.shard_map, new_map
-        self._ids = frozenset(s.shard_id for s in new_map.shards)
         return old is not None and [s.shard_id for s in old.shards] != [s.shard_id for s in new_map.shards]
 
     def _on_failure(self, exc: BaseException) -> None:
@@ -93,5 +91,4 @@ class ShardLocator:
         if self.shard_map is None:
             # Keep going: PutRecords will tell each record its fate.
             self.shard_map = ShardMap.single()
-            self._ids = frozenset(s.shard_id for s in self.shard_map.shards)
             self._stale = True

@@ -44,6 +44,7 @@ class ShardMap:
                 raise ValueError(f"shards {left.shard_id} and {right.shard_id} overlap")
         self._shards: List[Shard] = ordered
         self._starts = [s.start for s in ordered]
+        self._ids = frozenset(s.shard_id for s in ordered)
 
     @property
     def shards(self) -> Sequence[Shard]:
@@ -51,6 +52,10 @@ class ShardMap:
 
     def __len__(self) -> int:
         return len(self._shards)
+
+    def __contains__(self, shard_id: object) -> bool:
+        """Whether ``shard_id`` is one of the map's open shards."""
+        return shard_id in self._ids
 
     def shard_for(self, hash_key: int) -> Shard:
         """The open shard whose range holds ``hash_key``.
