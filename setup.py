@@ -74,6 +74,10 @@ setup(
             "hypothesis>=6.100",
             "ruff>=0.6",
             "psutil>=5.9",
+            # an independent decoder of KPL aggregated records (tests only)
+            "aws-kinesis-agg>=1.2",
+            # the benchmark's chart (make test runs the benchmark's --smoke check)
+            "matplotlib>=3.8",
         ],
     },
 )
