@@ -12,7 +12,12 @@ upstream and every response back, unchanged, except that for ``PutRecords``
   for the size, ``ValidationException`` for the count), at most 1 MiB per
   record counting data plus partition key (``ValidationException``), a
   partition key of 1 to 256 characters (``ValidationException``), a valid
-  explicit hash key;
+  explicit hash key; for a stream with a raised maximum record size
+  (``max_record_size_kib``, or ``UpdateMaxRecordSize`` through the front) up
+  to that size per record and 10 MiB per request, with
+  ``MaxRecordSizeInKiB`` in its ``DescribeStreamSummary`` and the records
+  over 1 MiB kept by the front (a stand-in: kinesalite cannot store them;
+  read them with ``front.large_records(stream)``, see :mod:`.record_size`);
 - throttles per shard with a token bucket (1,000 records/s and 1 MiB/s by
   default, capacity one second's worth): a record over the budget gets a
   ``ProvisionedThroughputExceededException`` entry and is not forwarded;
@@ -64,6 +69,8 @@ The parts, one module each:
 - :mod:`.upstream`: the connection to the real server;
 - :mod:`.exchange`: one request's context;
 - :mod:`.put_records`: PutRecords/PutRecord through the front, step by step;
+- :mod:`.record_size`: streams with a raised record size (the stand-in for
+  large records), and :mod:`.large_records`, where the front keeps them;
 - :mod:`.proxy`: the HTTP server and handler, and the admin endpoints;
 - :mod:`.wire`: HTTP responses and the JSON 1.1 bodies;
 - :mod:`.front`: :class:`FaultFront`, in-process;
@@ -71,8 +78,9 @@ The parts, one module each:
 - :mod:`.cli` (and ``__main__``): the command line.
 """
 
-from beam_kinesis_sink.testing.fault_front.config import MIB, FaultConfig
+from beam_kinesis_sink.testing.fault_front.config import MIB, FaultConfig, StreamSizes
 from beam_kinesis_sink.testing.fault_front.front import FaultFront
+from beam_kinesis_sink.testing.fault_front.large_records import LargeRecord
 from beam_kinesis_sink.testing.fault_front.proxy import ADMIN_PREFIX
 from beam_kinesis_sink.testing.fault_front.remote import RemoteFaultFront, start_fault_front_process
 from beam_kinesis_sink.testing.fault_front.stats import FrontStats, achieved_rates, peak_rates
@@ -85,7 +93,9 @@ __all__ = [
     "FaultConfig",
     "FaultFront",
     "FrontStats",
+    "LargeRecord",
     "RemoteFaultFront",
+    "StreamSizes",
     "achieved_rates",
     "peak_rates",
     "start_fault_front_process",

@@ -4,7 +4,8 @@
         [--config-json '{...}'] [--<any FaultConfig field> VALUE ...]
 
 Every :class:`FaultConfig` field is an option (``record_internal_failure_rate``
-is ``--record-internal-failure-rate``; sets are comma-separated). The front
+is ``--record-internal-failure-rate``; sets are comma-separated, the record
+sizes ``--max-record-size-kib NAME=KIB,NAME=KIB``). The front
 prints ``READY <endpoint url>`` once it serves, and stops on SIGTERM/SIGINT.
 """
 
@@ -17,7 +18,7 @@ import signal
 import threading
 from typing import Any, Optional, Sequence
 
-from beam_kinesis_sink.testing.fault_front.config import FaultConfig
+from beam_kinesis_sink.testing.fault_front.config import FaultConfig, StreamSizes
 from beam_kinesis_sink.testing.fault_front.front import FaultFront
 from beam_kinesis_sink.testing.processes import LOOPBACK
 
@@ -39,11 +40,32 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
             parser.add_argument(option, dest=f.name, default=None, type=_parse_bool, metavar="BOOL")
         elif isinstance(default, frozenset):
             parser.add_argument(option, dest=f.name, default=None, help="comma-separated")
+        elif isinstance(default, StreamSizes):
+            parser.add_argument(option, dest=f.name, default=None, type=_parse_sizes, metavar="NAME=KIB,...")
         elif f.name == "seed":
             parser.add_argument(option, dest=f.name, default=None, type=int)
         else:
             parser.add_argument(option, dest=f.name, default=None, type=type(default))
     return parser.parse_args(argv)
+
+
+def _parse_sizes(text: str) -> StreamSizes:
+    """``a=10240,b=2048`` (stream name or ARN = MaxRecordSizeInKiB)."""
+    pairs = []
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        stream, sep, kib = item.strip().rpartition("=")
+        if not sep or not stream:
+            raise argparse.ArgumentTypeError(f"not NAME=KIB: {item!r}")
+        try:
+            pairs.append((stream, int(kib)))
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"not NAME=KIB: {item!r}") from error
+    try:
+        return StreamSizes(pairs)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def _parse_bool(text: str) -> bool:

@@ -3,15 +3,26 @@
 An immutable value: a running front swaps it whole (``FaultFront.configure``),
 and it travels as JSON to a front in another process (``to_dict`` /
 ``from_dict``, the admin endpoint ``/_fault/config``).
+
+Streams with a raised maximum record size (``max_record_size_kib``, what
+``UpdateMaxRecordSize`` sets on the service) are a :class:`StreamSizes`, an
+immutable and hashable mapping; what changes for them is in
+:mod:`.record_size`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional, Union
+
+from beam_kinesis_sink.client import stream_name_of
 
 MIB = 1024 * 1024
+KIB = 1024
+#: the service's range of ``MaxRecordSizeInKiB`` (1 MiB to 10 MiB)
+MIN_RECORD_SIZE_KIB = 1024
+MAX_RECORD_SIZE_KIB = 10240
 
 #: the rates that are shares, each in [0, 1]
 _RATE_FIELDS = (
@@ -25,6 +36,47 @@ _RATE_FIELDS = (
 _SET_FIELDS = ("deny_streams", "missing_streams", "fault_operations")
 
 
+class StreamSizes(Mapping[str, int]):
+    """Stream name -> ``MaxRecordSizeInKiB``: an immutable, hashable mapping.
+    Streams given by ARN are kept by name; each size must be in the
+    service's range (1024 to 10240 KiB)."""
+
+    __slots__ = ("_sizes",)
+
+    def __init__(self, sizes: Union[Mapping[str, int], Iterable[tuple[str, int]]] = ()) -> None:
+        pairs = sizes.items() if isinstance(sizes, Mapping) else sizes
+        checked: dict[str, int] = {}
+        for stream, kib in pairs:
+            if isinstance(kib, bool) or not isinstance(kib, int):
+                raise ValueError(f"MaxRecordSizeInKiB of {stream!r} must be an int, got {kib!r}")
+            if not MIN_RECORD_SIZE_KIB <= kib <= MAX_RECORD_SIZE_KIB:
+                raise ValueError(
+                    f"MaxRecordSizeInKiB of {stream!r} must be in "
+                    f"[{MIN_RECORD_SIZE_KIB}, {MAX_RECORD_SIZE_KIB}], got {kib}"
+                )
+            checked[stream_name_of(str(stream))] = kib
+        self._sizes = checked
+
+    def __getitem__(self, stream: str) -> int:
+        return self._sizes[stream]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sizes)
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._sizes.items()))
+
+    def __repr__(self) -> str:
+        return f"StreamSizes({self._sizes!r})"
+
+    def with_size(self, stream: str, kib: int) -> StreamSizes:
+        """A copy with ``stream`` (name or ARN) at ``kib``."""
+        return StreamSizes({**self._sizes, stream_name_of(stream): kib})
+
+
 @dataclass(frozen=True)
 class FaultConfig:
     """What the front enforces and injects. Immutable: change a running
@@ -36,6 +88,18 @@ class FaultConfig:
     max_record_bytes: int = 1 * MIB  # data + partition key (UTF-8)
     max_partition_key_chars: int = 256
     enforce_limits: bool = True
+
+    # -- streams with a raised maximum record size (see :mod:`.record_size`)
+    #: stream name (or ARN) -> MaxRecordSizeInKiB, 1024..10240; for these the
+    #: record limit is that size, the request limit ``raised_max_request_bytes``,
+    #: DescribeStreamSummary shows ``MaxRecordSizeInKiB``; UpdateMaxRecordSize
+    #: and CreateStream(MaxRecordSizeInKiB=...) through the front add to it
+    max_record_size_kib: Mapping[str, int] = StreamSizes()
+    raised_max_request_bytes: int = 10 * MIB
+    #: records of a raised stream with more than 1 MiB of data are kept by the
+    #: front (kinesalite refuses them); False: forward them (an upstream that
+    #: takes them, e.g. kinesis-mock with the stream raised there too)
+    store_large_records: bool = True
 
     # -- per-shard throttling (token bucket; capacity = rate * burst_seconds)
     throttle: bool = True
@@ -109,18 +173,51 @@ class FaultConfig:
                 value = [value]
             if not isinstance(value, frozenset):
                 object.__setattr__(self, name, frozenset(value))
+        if not isinstance(self.max_record_size_kib, StreamSizes):
+            object.__setattr__(self, "max_record_size_kib", StreamSizes(self.max_record_size_kib))
 
     @property
     def any_request_fault(self) -> bool:
         """Whether a whole-request fault can be drawn at all."""
         return bool(self.http_500_rate or self.http_503_rate or self.drop_connection_rate or self.error_rate)
 
+    # -- per stream ------------------------------------------------------------------------
+
+    def raised_kib(self, stream: Optional[str]) -> Optional[int]:
+        """The stream's ``MaxRecordSizeInKiB`` if it is raised (in
+        ``max_record_size_kib``), else None."""
+        return self.max_record_size_kib.get(stream_name_of(stream)) if stream else None
+
+    def record_limit(self, stream: Optional[str]) -> int:
+        """Data + partition key bytes one record of ``stream`` may have."""
+        kib = self.raised_kib(stream)
+        return self.max_record_bytes if kib is None else kib * KIB
+
+    def request_limit(self, stream: Optional[str]) -> int:
+        """Data + partition key bytes one PutRecords to ``stream`` may have."""
+        if self.raised_kib(stream) is None:
+            return self.max_request_bytes
+        return max(self.max_request_bytes, self.raised_max_request_bytes)
+
+    def shard_bytes_capacity(self, stream: str) -> float:
+        """A shard's byte bucket: one second's worth (``burst_seconds``), and
+        on a raised stream at least one record at the limit (the service
+        bursts over 1 MiB/s to take a large record, then refills)."""
+        capacity = self.shard_bytes_per_second * self.burst_seconds
+        if self.raised_kib(stream) is None:
+            return capacity
+        return max(capacity, float(self.record_limit(stream)))
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able: the sets become sorted lists."""
+        """JSON-able: the sets become sorted lists, the mappings dicts."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            out[f.name] = sorted(value) if isinstance(value, frozenset) else value
+            if isinstance(value, frozenset):
+                value = sorted(value)
+            elif isinstance(value, StreamSizes):
+                value = dict(value)
+            out[f.name] = value
         return out
 
     @classmethod

@@ -1,6 +1,7 @@
 """One client request as the fault front handles it (:class:`Exchange`):
 the config read once when it arrived, the parts of the front it uses, and
-its way upstream; plus where a request names its stream (:func:`stream_of`).
+its way upstream (the client's request, or another call the front makes on
+its behalf); plus where a request names its stream (:func:`stream_of`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from beam_kinesis_sink.client import stream_name_of
 from beam_kinesis_sink.sharding import ShardMap
 from beam_kinesis_sink.testing.fault_front.config import FaultConfig
 from beam_kinesis_sink.testing.fault_front.faults import Dice
+from beam_kinesis_sink.testing.fault_front.large_records import LargeRecordStore
 from beam_kinesis_sink.testing.fault_front.stats import StatsRecorder
 from beam_kinesis_sink.testing.fault_front.throttling import ShardBuckets, ShardMaps
 from beam_kinesis_sink.testing.fault_front.upstream import Upstream, forward_headers
-from beam_kinesis_sink.testing.fault_front.wire import Response
+from beam_kinesis_sink.testing.fault_front.wire import Response, dumps
+
+TARGET_PREFIX = "Kinesis_20131202."
 
 
 @dataclass
@@ -28,6 +32,8 @@ class Exchange:
     dice: Dice
     buckets: ShardBuckets
     shard_maps: ShardMaps
+    #: the records of raised streams the front keeps itself
+    large: LargeRecordStore
     upstream: Upstream
     method: str
     path: str
@@ -37,6 +43,14 @@ class Exchange:
     def forward(self, body: bytes) -> Response:
         """Send ``body`` upstream with the client's method, path and headers."""
         return self.upstream.request(self.method, self.path, body, forward_headers(self.headers, body))
+
+    def call(self, operation: str, request: Mapping[str, Any]) -> Response:
+        """Another Kinesis call upstream (e.g. ``DescribeStreamSummary``), with
+        the client's other headers."""
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "x-amz-target"}
+        headers["X-Amz-Target"] = TARGET_PREFIX + operation
+        body = dumps(request)
+        return self.upstream.request("POST", "/", body, forward_headers(headers, body))
 
     def shard_map(self, stream: str) -> ShardMap:
         """The stream's open shards (cached for ``cfg.shard_map_ttl_s``)."""

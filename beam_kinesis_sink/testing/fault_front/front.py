@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from beam_kinesis_sink.testing.fault_front.config import FaultConfig
 from beam_kinesis_sink.testing.fault_front.faults import Dice
+from beam_kinesis_sink.testing.fault_front.large_records import LargeRecord, LargeRecordStore
 from beam_kinesis_sink.testing.fault_front.proxy import FrontServer
 from beam_kinesis_sink.testing.fault_front.stats import FrontStats, RatesFromTimeline, StatsRecorder, Timeline
 from beam_kinesis_sink.testing.fault_front.throttling import ShardBuckets, ShardMaps
@@ -43,6 +44,7 @@ class FaultFront(RatesFromTimeline):
         self.dice = Dice(self._config.seed)
         self.buckets = ShardBuckets()
         self.shard_maps = ShardMaps()
+        self.large = LargeRecordStore()
         self._server = FrontServer((host, port), self)
         self.host = host
         self.port = int(self._server.server_address[1])
@@ -112,6 +114,14 @@ class FaultFront(RatesFromTimeline):
             self.dice.reseed(new.seed)
         return new
 
+    def set_max_record_size(self, stream: str, kib: int) -> FaultConfig:
+        """Raise ``stream`` (name or ARN) to ``kib`` KiB per record, as
+        ``UpdateMaxRecordSize`` through the front does; returns the new config."""
+        with self._config_lock:
+            sizes = self._config.max_record_size_kib.with_size(stream, kib)
+            new = self._config = self._config.replace(max_record_size_kib=sizes)
+        return new
+
     def reset_buckets(self) -> None:
         """Refill every shard's token bucket."""
         self.buckets.reset()
@@ -138,6 +148,15 @@ class FaultFront(RatesFromTimeline):
         self.reset_stats()
         self.reset_buckets()
         self.invalidate_shard_maps()
+
+    def large_records(self, stream: str) -> list[LargeRecord]:
+        """The records of a raised stream (name or ARN) that the front kept
+        itself, oldest first: ``(shard_id, sequence_number, partition_key,
+        data)`` each (see :mod:`.record_size`). ``reset()`` keeps them."""
+        return self.large.records(stream)
+
+    def clear_large_records(self) -> None:
+        self.large.clear()
 
     def timeline(self) -> Timeline:
         """Per shard, ``(time.monotonic(), records accepted)`` for every batch

@@ -7,19 +7,23 @@ A request, top to bottom (:meth:`Handler.handle_request`): counted; delayed
 if latency is configured; parsed when the front needs to look inside; the
 stream's existence, the limits and access checked; a whole-request fault
 drawn; ``StreamARN`` rewritten to ``StreamName``; then PutRecords and
-PutRecord go through :mod:`.put_records`, anything else upstream as is.
-Requests under ``/_fault/`` are the admin endpoints (stats, config, reset,
-timeline).
+PutRecord go through :mod:`.put_records`, UpdateMaxRecordSize (and
+DescribeStreamSummary of a raised stream, CreateStream with a record size)
+through :mod:`.record_size`, anything else upstream as is. Requests under
+``/_fault/`` are the admin endpoints (stats, config, reset, timeline, large
+records).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Optional
+from urllib.parse import parse_qs
 
 from beam_kinesis_sink.testing.fault_front.config import FaultConfig
 from beam_kinesis_sink.testing.fault_front.exchange import Exchange, stream_of
@@ -30,6 +34,8 @@ from beam_kinesis_sink.testing.fault_front.faults import (
     fault_response,
 )
 from beam_kinesis_sink.testing.fault_front.put_records import PutRecordsCall, put_record
+from beam_kinesis_sink.testing.fault_front.record_size import RECORD_SIZE_OPERATIONS, wants_body
+from beam_kinesis_sink.testing.fault_front.record_size import answer as record_size_answer
 from beam_kinesis_sink.testing.fault_front.upstream import Upstream, UpstreamAnswer, UpstreamUnreachable
 from beam_kinesis_sink.testing.fault_front.validation import (
     FrontError,
@@ -162,6 +168,11 @@ class Handler(BaseHTTPRequestHandler):
             request["StreamName"] = stream
             del request["StreamARN"]
             body = dumps(request)
+        if request is not None and operation in RECORD_SIZE_OPERATIONS:
+            set_size = self.front.set_max_record_size
+            answer = record_size_answer(operation, exchange, request, stream, body, set_size)
+            if answer is not None:
+                return answer if fault is None else fault_response(fault, cfg, exchange.stats)
         if request is not None and stream is not None:
             if operation == "PutRecords":
                 return PutRecordsCall(exchange, request, stream, account, fault).run(body)
@@ -177,6 +188,7 @@ class Handler(BaseHTTPRequestHandler):
             dice=front.dice,
             buckets=front.buckets,
             shard_maps=front.shard_maps,
+            large=front.large,
             upstream=self.upstream,
             method=self.command,
             path=self.path,
@@ -191,6 +203,7 @@ class Handler(BaseHTTPRequestHandler):
             or cfg.missing_streams
             or (operation in cfg.fault_operations and cfg.deny_streams)
             or (cfg.arn_to_name and b'"StreamARN"' in body)
+            or wants_body(operation, cfg, body)
         )
         request = None
         if is_json and needed:
@@ -218,7 +231,7 @@ class Handler(BaseHTTPRequestHandler):
             stats.add(resource_not_found=1)
             raise not_found(stream, account)
         if request is not None:
-            check_limits(exchange, operation, request)
+            check_limits(exchange, operation, request, stream)
         if faulty and (cfg.deny_access or (stream is not None and stream in cfg.deny_streams)):
             stats.add(access_denied=1)
             raise access_denied(operation, stream, account, cfg.region)
@@ -266,18 +279,20 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
 
-def check_limits(exchange: Exchange, operation: str, request: dict[str, Any]) -> None:
-    """Count a PutRecords/PutRecord and check it against the limits."""
+def check_limits(
+    exchange: Exchange, operation: str, request: dict[str, Any], stream: Optional[str] = None
+) -> None:
+    """Count a PutRecords/PutRecord and check it against the stream's limits."""
     stats = exchange.stats
     try:
         if operation == "PutRecords":
             records = request.get("Records")
             received = len(records) if isinstance(records, list) else 0
             stats.add(put_records_calls=1, records_received=received)
-            check_put_records(records, exchange.cfg)
+            check_put_records(records, exchange.cfg, stream)
         elif operation == "PutRecord":
             stats.add(put_record_calls=1, records_received=1)
-            check_put_record(request, exchange.cfg)
+            check_put_record(request, exchange.cfg, stream)
     except Rejected as rejected:
         stats.rejection(rejected.reason)
         raise
@@ -300,12 +315,16 @@ def pass_through(exchange: Exchange, body: bytes, after_fault: Optional[Fault]) 
 
 def admin_answer(front: FaultFront, method: str, path: str, body: bytes) -> Response:
     """The answer of an admin endpoint ``/_fault/<name>``."""
-    name = path[len(ADMIN_PREFIX) :].split("?", 1)[0]
+    name, _, query = path[len(ADMIN_PREFIX) :].partition("?")
 
     def config() -> Any:
         if method == "GET":
             return front.config.to_dict()
         return front.configure(**json.loads(body or b"{}")).to_dict()
+
+    def max_record_size() -> Any:
+        change = json.loads(body or b"{}")
+        return front.set_max_record_size(str(change["stream"]), change["kib"]).to_dict()
 
     endpoints: dict[str, Callable[[], Any]] = {
         "stats": lambda: front.stats().to_dict(),
@@ -315,6 +334,9 @@ def admin_answer(front: FaultFront, method: str, path: str, body: bytes) -> Resp
         "reset-buckets": front.reset_buckets,
         "invalidate-shard-maps": front.invalidate_shard_maps,
         "timeline": front.timeline,
+        "large-records": lambda: _large_records(front, query),
+        "clear-large-records": front.clear_large_records,
+        "max-record-size": max_record_size,
         "ping": lambda: {"upstream": front.upstream_url},
     }
     endpoint = endpoints.get(name)
@@ -322,6 +344,20 @@ def admin_answer(front: FaultFront, method: str, path: str, body: bytes) -> Resp
         return json_response(404, {"error": f"unknown admin path {path}"})
     try:
         result = endpoint()
-    except (TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         return json_response(400, {"error": str(error)})
     return json_response(200, {} if result is None else result)
+
+
+def _large_records(front: FaultFront, query: str) -> dict[str, Any]:
+    """``GET /_fault/large-records?stream=NAME``: the records the front kept,
+    each ``[shard_id, sequence_number, partition_key, base64 data]``."""
+    streams = parse_qs(query).get("stream")
+    if not streams:
+        raise ValueError("large-records needs ?stream=NAME")
+    records = front.large_records(streams[0])
+    return {"Records": [[r.shard_id, r.sequence_number, r.partition_key, _b64(r.data)] for r in records]}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

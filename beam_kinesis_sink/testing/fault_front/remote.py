@@ -3,11 +3,13 @@ the pipeline under test: :func:`start_fault_front_process` starts
 ``python -m beam_kinesis_sink.testing.fault_front`` in its own process
 group, and :class:`RemoteFaultFront` controls it over its admin endpoints
 (``GET /_fault/stats``, ``GET|POST /_fault/config``, ``POST /_fault/reset``,
-``GET /_fault/timeline``), with the methods of ``FaultFront``.
+``GET /_fault/timeline``, ``GET /_fault/large-records?stream=NAME``), with
+the methods of ``FaultFront``.
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import queue
@@ -15,10 +17,11 @@ import subprocess
 import sys
 import threading
 import time
-from typing import IO, Any, Optional
-from urllib.parse import urlsplit
+from typing import IO, Any, Mapping, Optional
+from urllib.parse import quote, urlsplit
 
 from beam_kinesis_sink.testing.fault_front.config import FaultConfig
+from beam_kinesis_sink.testing.fault_front.large_records import LargeRecord
 from beam_kinesis_sink.testing.fault_front.proxy import ADMIN_PREFIX
 from beam_kinesis_sink.testing.fault_front.stats import FrontStats, RatesFromTimeline, Timeline
 from beam_kinesis_sink.testing.local_servers import make_client
@@ -67,8 +70,11 @@ class RemoteFaultFront(RatesFromTimeline):
         return FaultConfig.from_dict(self._call("GET", "config"))
 
     def configure(self, **changes: Any) -> FaultConfig:
-        payload = {k: sorted(v) if isinstance(v, (set, frozenset)) else v for k, v in changes.items()}
+        payload = {k: _jsonable(v) for k, v in changes.items()}
         return FaultConfig.from_dict(self._call("POST", "config", payload))
+
+    def set_max_record_size(self, stream: str, kib: int) -> FaultConfig:
+        return FaultConfig.from_dict(self._call("POST", "max-record-size", {"stream": stream, "kib": kib}))
 
     def set_config(self, config: FaultConfig) -> FaultConfig:
         return FaultConfig.from_dict(self._call("POST", "config", config.to_dict()))
@@ -92,6 +98,15 @@ class RemoteFaultFront(RatesFromTimeline):
         raw = self._call("GET", "timeline")
         return {shard: [(float(t), int(n)) for t, n in events] for shard, events in raw.items()}
 
+    def large_records(self, stream: str) -> list[LargeRecord]:
+        raw = self._call("GET", "large-records?stream=" + quote(stream, safe=""))
+        return [
+            LargeRecord(shard, seq, key, base64.b64decode(data)) for shard, seq, key, data in raw["Records"]
+        ]
+
+    def clear_large_records(self) -> None:
+        self._call("POST", "clear-large-records", {})
+
     def client(self, **config: Any) -> Any:
         return make_client(self.endpoint_url, **config)
 
@@ -106,6 +121,14 @@ class RemoteFaultFront(RatesFromTimeline):
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
 
 
 def start_fault_front_process(

@@ -30,8 +30,11 @@ class FrontStats:
     records_received: int = 0
     #: records sent upstream
     records_forwarded: int = 0
+    #: records of a raised stream the front kept itself, not forwarded (the
+    #: upstream cannot store them: see ``fault_front.record_size``)
+    records_kept_large: int = 0
     #: records the upstream accepted (got a SequenceNumber), whatever the
-    #: client was told afterwards
+    #: client was told afterwards; the records the front kept count too
     records_accepted: int = 0
     records_accepted_by_shard: dict[str, int] = field(default_factory=dict)
     #: data + partition key bytes of the accepted records

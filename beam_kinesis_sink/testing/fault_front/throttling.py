@@ -7,8 +7,10 @@ shard's budget admits it.
 makes one ListShards call). :class:`ShardBuckets` gives each (stream, shard)
 two token buckets (:class:`beam_kinesis_sink.rate_limit.TokenBucket`), one
 for records and one for bytes, refilled at the configured rates up to
-``rate * burst_seconds``; a record is admitted when its shard has a record
-token and its size in byte tokens left, else it is throttled.
+``rate * burst_seconds`` (the byte bucket of a stream with a raised record
+size holds at least one record at its limit: ``FaultConfig.shard_bytes_capacity``);
+a record is admitted when its shard has a record token and its size in byte
+tokens left, else it is throttled.
 """
 
 from __future__ import annotations
@@ -112,14 +114,16 @@ class ShardBuckets:
 
     def _pair(self, stream: str, shard_id: str, cfg: FaultConfig) -> tuple[TokenBucket, TokenBucket]:
         """The shard's buckets, at the configured rates (created full)."""
-        rates = (cfg.shard_records_per_second, cfg.shard_bytes_per_second)
+        shape = (
+            (cfg.shard_records_per_second, cfg.shard_records_per_second * cfg.burst_seconds),
+            (cfg.shard_bytes_per_second, cfg.shard_bytes_capacity(stream)),
+        )
         pair = self._buckets.get((stream, shard_id))
         if pair is None:
-            records, data = (TokenBucket(rate, rate * cfg.burst_seconds, self._clock) for rate in rates)
+            records, data = (TokenBucket(rate, capacity, self._clock) for rate, capacity in shape)
             pair = self._buckets[(stream, shard_id)] = (records, data)
             return pair
-        for bucket, rate in zip(pair, rates):
-            capacity = rate * cfg.burst_seconds
+        for bucket, (rate, capacity) in zip(pair, shape):
             if (bucket.rate, bucket.capacity) != (rate, capacity):  # the config changed
                 bucket.set_rate(rate, capacity)
         return pair

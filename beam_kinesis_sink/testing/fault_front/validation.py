@@ -5,15 +5,17 @@ A check that fails raises :class:`Rejected` (HTTP 400, the whole request
 refused, nothing written) with the code and message the service gives:
 ``ValidationException`` for a count, a record's size, a partition key's
 length or a malformed explicit hash key; ``InvalidArgumentException`` for
-the request's total size or an explicit hash key over 2^128-1. The other
-answers the front makes up (throttled, not found, access denied) are here
-too, so that every message has one home.
+the request's total size or an explicit hash key over 2^128-1. The limits
+are the stream's (``FaultConfig.record_limit`` / ``request_limit``: raised
+for a stream in ``max_record_size_kib``). The other answers the front makes
+up (throttled, not found, access denied, a malformed value) are here too, so
+that every message has one home.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Optional
 
 from beam_kinesis_sink.testing.fault_front.config import MIB, FaultConfig
 from beam_kinesis_sink.testing.fault_front.wire import Response, error_response
@@ -102,45 +104,62 @@ def record_size(record: dict[str, Any]) -> int:
 # -- the checks ------------------------------------------------------------------------
 
 
-def check_put_records(records: Any, cfg: FaultConfig) -> None:
-    """The ``Records`` of a PutRecords: a list, each entry well formed and,
-    if ``cfg.enforce_limits``, the count and sizes within the limits."""
+def check_put_records(records: Any, cfg: FaultConfig, stream: Optional[str] = None) -> None:
+    """The ``Records`` of a PutRecords to ``stream``: a list, each entry well
+    formed and, if ``cfg.enforce_limits``, the count and sizes within the
+    stream's limits."""
     if not isinstance(records, list):
-        raise _null("records_missing", "records")
+        raise null_value("records_missing", "records")
     if cfg.enforce_limits:
         _check_count(records, cfg)
-    total = sum(check_record(record, f"records.{n}.member.", cfg) for n, record in enumerate(records, 1))
-    if cfg.enforce_limits and total > cfg.max_request_bytes:
+    limit = cfg.record_limit(stream)
+    total = sum(
+        check_record(record, f"records.{n}.member.", cfg, limit) for n, record in enumerate(records, 1)
+    )
+    request_limit = cfg.request_limit(stream)
+    if cfg.enforce_limits and total > request_limit:
         raise Rejected(
             "request_too_large",
             "InvalidArgumentException",
-            f"Records size exceeds {cfg.max_request_bytes // MIB} MB limit",
+            f"Records size exceeds {request_limit // MIB} MB limit",
         )
 
 
-def check_put_record(request: dict[str, Any], cfg: FaultConfig) -> None:
-    check_record(request, "", cfg)
+def check_put_record(request: dict[str, Any], cfg: FaultConfig, stream: Optional[str] = None) -> None:
+    check_record(request, "", cfg, cfg.record_limit(stream))
 
 
-def check_record(record: Any, position: str, cfg: FaultConfig) -> int:
+def check_record(record: Any, position: str, cfg: FaultConfig, limit: Optional[int] = None) -> int:
     """Check one entry; returns its size (data + partition key bytes). The
-    entry's shape is always checked, the limits if ``cfg.enforce_limits``."""
+    entry's shape is always checked, the limits if ``cfg.enforce_limits``;
+    ``limit`` is the record's (default ``cfg.max_record_bytes``)."""
     if not isinstance(record, dict):
         raise Rejected("malformed", "SerializationException", "Start of structure expected")
     key, data = record.get("PartitionKey"), record.get("Data")
     if not isinstance(key, str):
-        raise _null("partition_key_missing", f"{position}partitionKey")
+        raise null_value("partition_key_missing", f"{position}partitionKey")
     if not isinstance(data, str):
-        raise _null("data_missing", f"{position}data")
+        raise null_value("data_missing", f"{position}data")
     size = b64_len(data) + _utf8_len(key)
     if cfg.enforce_limits:
         _check_key_length(key, position, cfg)
-        _check_record_size(b64_len(data), size, position, cfg)
+        _check_record_size(b64_len(data), size, position, cfg.max_record_bytes if limit is None else limit)
         _check_explicit_hash_key(record.get("ExplicitHashKey"), position)
     return size
 
 
-def _null(reason: str, where: str) -> Rejected:
+def invalid_value(reason: str, value: Any, where: str, constraint: str) -> Rejected:
+    """A ValidationException for a value out of its range (``constraint``:
+    e.g. "Member must have value less than or equal to 10240")."""
+    return Rejected(
+        reason,
+        "ValidationException",
+        f"{_ONE_ERROR}Value '{value}' at '{where}' failed to satisfy constraint: {constraint}",
+    )
+
+
+def null_value(reason: str, where: str) -> Rejected:
+    """A ValidationException for a missing member."""
     return Rejected(
         reason,
         "ValidationException",
@@ -179,8 +198,7 @@ def _check_key_length(key: str, position: str, cfg: FaultConfig) -> None:
     )
 
 
-def _check_record_size(data_len: int, size: int, position: str, cfg: FaultConfig) -> None:
-    limit = cfg.max_record_bytes
+def _check_record_size(data_len: int, size: int, position: str, limit: int) -> None:
     if data_len > limit:
         raise Rejected(
             "record_too_large",
