@@ -4,16 +4,18 @@ The default policy allows at most one call in flight per shard (so a
 shard's records reach it in order, and its rate limiter sees one answer
 before the next request) and at most ``max_in_flight`` calls in all.
 
-Where the coming features go: an ordered-per-key mode is another policy
-here (retries of a key before any later record of that key; no two
-requests holding one key in flight).
+Ordered mode adds :class:`KeysInFlight`: the partition keys of the records
+in flight, so that no request holds a key another one in flight holds (the
+batcher skips those keys; a failed record goes back to its queue's head,
+before any later record of its key).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Callable, Iterable, Iterator
 
-from beam_kinesis_sink.shard_buffers import ShardQueue
+from beam_kinesis_sink.shard_buffers import Batch, ShardQueue
 
 
 class OneCallPerShard:
@@ -32,3 +34,29 @@ class OneCallPerShard:
                 return
             if not queue.in_flight:
                 yield queue
+
+
+class KeysInFlight:
+    """Ordered mode: the ``(stream, partition key)`` pairs of the records in flight."""
+
+    def __init__(self) -> None:
+        self._counts: Counter = Counter()
+
+    def busy(self, stream: str, partition_key: str) -> bool:
+        return (stream, partition_key) in self._counts
+
+    def sent(self, batch: Batch) -> None:
+        for unit in batch.items:
+            for item in unit.users():
+                self._counts[(batch.stream, item.record.partition_key)] += 1
+
+    def landed(self, batch: Batch) -> None:
+        for unit in batch.items:
+            for item in unit.users():
+                key = (batch.stream, item.record.partition_key)
+                self._counts[key] -= 1
+                if self._counts[key] <= 0:
+                    del self._counts[key]
+
+    def clear(self) -> None:
+        self._counts.clear()

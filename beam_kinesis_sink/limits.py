@@ -9,6 +9,11 @@ from beam_kinesis_sink.messages import clip
 from beam_kinesis_sink.records import ErrorCode
 
 MiB = 1024 * 1024
+#: the largest record limit a stream can have (UpdateMaxRecordSize), in KiB
+MAX_RECORD_KIB = 10 * 1024
+#: the request limit of a stream whose record limit was not raised, and of one that was
+DEFAULT_REQUEST_BYTES = 5 * MiB
+RAISED_REQUEST_BYTES = 10 * MiB
 MAX_HASH_KEY = 2**128 - 1
 #: digits of MAX_HASH_KEY: a decimal key with more significant digits is out of range
 MAX_HASH_KEY_DIGITS = len(str(MAX_HASH_KEY))
@@ -39,11 +44,26 @@ class Limits:
             raise ValueError(f"max_records_per_request must be >= 1, got {self.max_records_per_request}")
         if self.max_record_bytes < 1:
             raise ValueError(f"max_record_bytes must be >= 1, got {self.max_record_bytes}")
+        if self.max_record_bytes > MAX_RECORD_KIB * 1024:
+            raise ValueError(f"max_record_bytes ({self.max_record_bytes}) is above the largest record "
+                             f"limit a stream can have ({MAX_RECORD_KIB * 1024} bytes, 10 MiB)")
+        if self.max_request_bytes > RAISED_REQUEST_BYTES:
+            raise ValueError(f"max_request_bytes ({self.max_request_bytes}) is above the PutRecords "
+                             f"limit ({RAISED_REQUEST_BYTES} bytes, 10 MiB)")
         if self.max_request_bytes < self.max_record_bytes:
             raise ValueError(
                 f"max_request_bytes ({self.max_request_bytes}) must be >= max_record_bytes "
                 f"({self.max_record_bytes}), or a record at the limit could never be sent"
             )
+
+    def for_stream(self, record_limit_bytes: Optional[int], request_bytes_given: bool) -> Limits:
+        """These limits with the record limit a stream reported (None: 1 MiB).
+        The request limit follows it (5 MiB, or 10 MiB for a raised stream)
+        unless it was given."""
+        record = record_limit_bytes or MiB
+        request = self.max_request_bytes if request_bytes_given else (
+            RAISED_REQUEST_BYTES if record > MiB else DEFAULT_REQUEST_BYTES)
+        return Limits(self.max_records_per_request, request, min(record, request))
 
 
 Problem = Tuple[str, str]  # (error_code, error_message)

@@ -25,6 +25,8 @@ DEAD_LETTERS_PREFIX = "dead_letters_"
 BATCH_SIZE = "batch_size_records"
 BATCH_BYTES = "batch_size_bytes"
 SHARD_MAP_REFRESHES = "shard_map_refreshes"
+#: aggregates sent again because they landed on a shard whose range does not hold them all
+AGGREGATES_RESENT = "aggregates_resent"
 
 
 class MetricsSink:

@@ -21,16 +21,14 @@ Outcome = Tuple[Union[WriteReceipt, DeadLetter], Any]
 
 
 class Outcomes:
-    """Builds outcomes for one stream and keeps them until they are taken."""
+    """Builds outcomes and keeps them until they are taken."""
 
     def __init__(
         self,
-        stream: str,
         metrics: m.MetricsSink,
         wall_clock: Callable[[], float],
         redact: Callable[[str], str],
     ) -> None:
-        self.stream = stream
         self.metrics = metrics
         self._wall = wall_clock
         self.redact = redact
@@ -49,32 +47,38 @@ class Outcomes:
     def _now_micros(self) -> int:
         return int(self._wall() * 1_000_000)
 
-    def written(self, items: List[Tuple[Item, str, str]]) -> None:
-        """Receipts for ``(item, shard_id, sequence_number)`` triples."""
-        if not items:
-            return
-        for item, shard_id, sequence_number in items:
-            record = item.record
-            receipt = WriteReceipt(
-                stream=self.stream,
-                partition_key=record.partition_key,
-                explicit_hash_key=record.explicit_hash_key,
-                shard_id=shard_id,
-                sequence_number=sequence_number,
-                attempts=item.attempts,
-                size_bytes=item.size,
-                element_timestamp_micros=item.element_timestamp_micros,
-            )
-            self._pending.append((receipt, item.context))
-        self.metrics.inc(m.RECORDS_WRITTEN, len(items))
-        self.metrics.inc(m.BYTES_WRITTEN, sum(item.size for item, _, _ in items))
+    def written(self, stream: str, units: List[Tuple[Item, str, str]]) -> None:
+        """Receipts for ``(unit, shard_id, sequence_number)`` triples: one per
+        user record, an aggregate's members with their index in it."""
+        count = nbytes = 0
+        for unit, shard_id, sequence_number in units:
+            aggregated = unit.members is not None
+            for index, item in enumerate(unit.users()):
+                record = item.record
+                receipt = WriteReceipt(
+                    stream=stream,
+                    partition_key=record.partition_key,
+                    explicit_hash_key=record.explicit_hash_key,
+                    shard_id=shard_id,
+                    sequence_number=sequence_number,
+                    attempts=item.attempts,
+                    size_bytes=item.size,
+                    element_timestamp_micros=item.element_timestamp_micros,
+                    sub_sequence_number=index if aggregated else None,
+                )
+                self._pending.append((receipt, item.context))
+                count += 1
+                nbytes += item.size
+        if count:
+            self.metrics.inc(m.RECORDS_WRITTEN, count)
+            self.metrics.inc(m.BYTES_WRITTEN, nbytes)
 
-    def gave_up(self, item: Item, code: str, message: str, shard_id: Optional[str]) -> None:
+    def gave_up(self, stream: str, item: Item, code: str, message: str, shard_id: Optional[str]) -> None:
         """A dead letter for a record the sink tried (or meant) to send."""
         record = item.record
         self._dead(
             DeadLetter(
-                stream=self.stream,
+                stream=stream,
                 data=record.data,
                 partition_key=record.partition_key,
                 explicit_hash_key=record.explicit_hash_key,
@@ -89,11 +93,12 @@ class Outcomes:
             item.context,
         )
 
-    def rejected(self, rejection: Rejection, context: Any, element_timestamp_micros: Optional[int]) -> None:
+    def rejected(self, stream: str, rejection: Rejection, context: Any,
+                 element_timestamp_micros: Optional[int]) -> None:
         """A dead letter for an element refused before any request."""
         self._dead(
             DeadLetter(
-                stream=self.stream,
+                stream=stream,
                 data=rejection.data,
                 partition_key=rejection.partition_key,
                 explicit_hash_key=rejection.explicit_hash_key,

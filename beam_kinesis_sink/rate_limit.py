@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Hashable, Optional
 
 Clock = Callable[[], float]
 
@@ -158,62 +158,68 @@ class RateLimiter:
     ) -> None:
         self.config = config or RateLimitConfig()
         self._clock = clock
-        self._shards: Dict[str, ShardLimiter] = {}
+        #: by shard key: a shard id, or a (stream, shard id) pair
+        self._shards: Dict[Hashable, ShardLimiter] = {}
         self.global_limit = (
             GlobalLimiter(max_records_per_second, clock) if max_records_per_second else None
         )
 
-    def shard(self, shard_id: str) -> ShardLimiter:
-        limiter = self._shards.get(shard_id)
+    def shard(self, key: Hashable) -> ShardLimiter:
+        limiter = self._shards.get(key)
         if limiter is None:
-            limiter = self._shards[shard_id] = ShardLimiter(self.config, self._clock)
+            limiter = self._shards[key] = ShardLimiter(self.config, self._clock)
         return limiter
 
-    def largest_batch(self, shard_id: str) -> Optional[int]:
-        """The most records one request to ``shard_id`` may carry when the
+    def largest_batch(self, key: Hashable) -> Optional[int]:
+        """The most records one request to the shard ``key`` may carry when the
         buckets are full (``None``: no limit). The batcher waits for tokens
         for a batch this big, so requests stay large and evenly spaced."""
         cap: Optional[int] = None
         if self.config.enabled:
-            cap = max(1, int(self.shard(shard_id).records.capacity))
+            cap = max(1, int(self.shard(key).records.capacity))
         if self.global_limit is not None:
             g = max(1, int(self.global_limit.bucket.capacity))
             cap = g if cap is None else min(cap, g)
         return cap
 
-    def budget(self, shard_id: str) -> tuple[Optional[int], Optional[int]]:
-        """Records/bytes budget for a request to ``shard_id``; ``None`` = unlimited."""
+    def largest_bytes(self, key: Hashable) -> Optional[int]:
+        """The most bytes one request to the shard ``key`` may carry when the
+        buckets are full (``None``: no limit)."""
+        return max(1, int(self.shard(key).bytes.capacity)) if self.config.enabled else None
+
+    def budget(self, key: Hashable) -> tuple[Optional[int], Optional[int]]:
+        """Records/bytes budget for a request to the shard ``key``; ``None`` = unlimited."""
         records: Optional[int] = None
         nbytes: Optional[int] = None
         if self.config.enabled:
-            records, nbytes = self.shard(shard_id).budget()
+            records, nbytes = self.shard(key).budget()
         if self.global_limit is not None:
             g = max(0, int(self.global_limit.bucket.available()))
             records = g if records is None else min(records, g)
         return records, nbytes
 
-    def wait_time(self, shard_id: str, records: int, nbytes: int) -> float:
+    def wait_time(self, key: Hashable, records: int, nbytes: int) -> float:
         wait = 0.0
         if self.config.enabled:
-            wait = self.shard(shard_id).wait_time(records, nbytes)
+            wait = self.shard(key).wait_time(records, nbytes)
         if self.global_limit is not None:
             wait = max(wait, self.global_limit.bucket.wait_time(records))
         return wait
 
-    def acquire(self, shard_id: str, records: int, nbytes: int) -> None:
+    def acquire(self, key: Hashable, records: int, nbytes: int) -> None:
         if self.config.enabled:
-            self.shard(shard_id).acquire(records, nbytes)
+            self.shard(key).acquire(records, nbytes)
         if self.global_limit is not None:
             self.global_limit.bucket.take(records)
 
-    def give_back(self, shard_id: str, records: int, nbytes: int) -> None:
+    def give_back(self, key: Hashable, records: int, nbytes: int) -> None:
         """Return the tokens of a request that never reached the shard."""
         if self.config.enabled:
-            self.shard(shard_id).give_back(records, nbytes)
+            self.shard(key).give_back(records, nbytes)
         if self.global_limit is not None:
             self.global_limit.bucket.give_back(records)
 
-    def on_result(self, shard_id: str, throttled_share: float) -> None:
+    def on_result(self, key: Hashable, throttled_share: float) -> None:
         if self.config.enabled:
-            self.shard(shard_id).on_result(throttled_share)
+            self.shard(key).on_result(throttled_share)
 

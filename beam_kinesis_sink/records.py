@@ -34,6 +34,9 @@ class WriteReceipt(NamedTuple):
     size_bytes: int
     #: the element's event timestamp, microseconds since the epoch
     element_timestamp_micros: Optional[int]
+    #: with aggregation: the record's index inside its aggregated record (the
+    #: KCL's sub-sequence number); None when it was sent on its own
+    sub_sequence_number: Optional[int] = None
 
 
 class DeadLetter(NamedTuple):
@@ -81,6 +84,8 @@ class ErrorCode:
     INVALID_PARTITION_KEY = "InvalidPartitionKey"
     INVALID_EXPLICIT_HASH_KEY = "InvalidExplicitHashKey"
     RECORD_TOO_LARGE = "RecordTooLarge"
+    #: the ``stream`` function raised, or returned something that is not a stream name or ARN
+    STREAM_SELECTION_ERROR = "StreamSelectionError"
 
     # Retried until the record's budget runs out.
     THROTTLED = "ProvisionedThroughputExceededException"
@@ -131,7 +136,8 @@ class ErrorCode:
     UNREADABLE_INPUT = "UnreadableInput"
 
     PRE_REQUEST = frozenset(
-        {SERIALIZATION_ERROR, INVALID_PARTITION_KEY, INVALID_EXPLICIT_HASH_KEY, RECORD_TOO_LARGE}
+        {SERIALIZATION_ERROR, INVALID_PARTITION_KEY, INVALID_EXPLICIT_HASH_KEY, RECORD_TOO_LARGE,
+         STREAM_SELECTION_ERROR}
     )
 
     @classmethod

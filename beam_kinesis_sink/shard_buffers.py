@@ -5,17 +5,19 @@ A record is *held* from :meth:`ShardBuffers.add` until its outcome is made
 for a retry. Each count has one owner: a queue counts its own records and
 bytes, the buffers count what they hold; nobody else adds or subtracts.
 
-Where the coming features go: a stream per element makes the key of
-:class:`ShardBuffers` a ``(stream, shard)`` pair instead of a shard id;
-nothing else here changes.
+Queues are keyed by ``(stream, shard_id)``: with a stream per element,
+each stream has its own queues, and the bounds count all of them together.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from beam_kinesis_sink.records import KinesisRecord
+
+#: a queue's key: ``(stream, shard_id)``
+QueueKey = Tuple[str, str]
 
 
 class Item:
@@ -24,6 +26,7 @@ class Item:
     __slots__ = (
         "record", "size", "hash_key", "context", "element_timestamp_micros",
         "attempts", "first_attempt", "not_before", "last_code", "last_message",
+        "seq", "members",
     )
 
     def __init__(
@@ -48,28 +51,44 @@ class Item:
         #: the last error, kept for the dead letter if the budget runs out
         self.last_code = ""
         self.last_message = ""
+        #: the order in which the buffers got it (kept when records move queues)
+        self.seq = 0
+        #: for an aggregated record: the user records inside it, in order
+        self.members: Optional[List[Item]] = None
+
+    def users(self) -> List[Item]:
+        """The user records this item stands for: itself, or an aggregate's members."""
+        return [self] if self.members is None else self.members
 
 
 class Batch:
-    """The records of one PutRecords request, all of one shard."""
+    """The records of one PutRecords request, all of one shard of one stream."""
 
-    __slots__ = ("shard_id", "items", "nbytes", "split")
+    __slots__ = ("key", "items", "nbytes", "split")
 
-    def __init__(self, shard_id: str, items: List[Item], nbytes: int, split: bool = False) -> None:
-        self.shard_id = shard_id
+    def __init__(self, key: QueueKey, items: List[Item], nbytes: int, split: bool = False) -> None:
+        self.key = key
         self.items = items
         self.nbytes = nbytes
         #: a part of a batch the service refused for its content
         self.split = split
 
+    @property
+    def stream(self) -> str:
+        return self.key[0]
+
+    @property
+    def shard_id(self) -> str:
+        return self.key[1]
+
 
 class ShardQueue:
     """The records of one shard, in input order; retries go back to the head."""
 
-    __slots__ = ("shard_id", "_items", "_splits", "_nbytes", "in_flight", "ready_at")
+    __slots__ = ("key", "_items", "_splits", "_nbytes", "in_flight", "ready_at")
 
-    def __init__(self, shard_id: str) -> None:
-        self.shard_id = shard_id
+    def __init__(self, key: QueueKey) -> None:
+        self.key = key
         self._items: Deque[Item] = deque()
         #: parts of a refused batch, sent as they are before anything else
         self._splits: Deque[List[Item]] = deque()
@@ -82,6 +101,29 @@ class ShardQueue:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @property
+    def stream(self) -> str:
+        return self.key[0]
+
+    @property
+    def shard_id(self) -> str:
+        return self.key[1]
+
+    def items(self) -> Iterator[Item]:
+        """The queued records, from the head (not the split parts)."""
+        return iter(self._items)
+
+    def remove(self, chosen: List[Item]) -> None:
+        """Remove ``chosen`` (queued records, in queue order) wherever they are."""
+        ids = {id(item) for item in chosen}
+        self._items = deque(item for item in self._items if id(item) not in ids)
+        self._nbytes -= sum(item.size for item in chosen)
+
+    def merge(self, items: List[Item]) -> None:
+        """Add ``items`` where their arrival order puts them."""
+        self._items = deque(sorted([*self._items, *items], key=lambda item: item.seq))
+        self._nbytes += sum(item.size for item in items)
 
     @property
     def nbytes(self) -> int:
@@ -134,7 +176,8 @@ class ShardBuffers:
     """The queues of all shards, and the records held until their outcome."""
 
     def __init__(self) -> None:
-        self._queues: Dict[str, ShardQueue] = {}
+        self._queues: Dict[QueueKey, ShardQueue] = {}
+        self._added = 0
         self._records = 0
         self._bytes = 0
         #: the most records and bytes held at once (for bounds checks and benchmarks)
@@ -153,18 +196,20 @@ class ShardBuffers:
     def over(self, max_records: int, max_bytes: int) -> bool:
         return self._records > max_records or self._bytes > max_bytes
 
-    def queue(self, shard_id: str) -> ShardQueue:
-        queue = self._queues.get(shard_id)
+    def queue(self, key: QueueKey) -> ShardQueue:
+        queue = self._queues.get(key)
         if queue is None:
-            queue = self._queues[shard_id] = ShardQueue(shard_id)
+            queue = self._queues[key] = ShardQueue(key)
         return queue
 
     def queues(self) -> Iterable[ShardQueue]:
         return self._queues.values()
 
-    def add(self, item: Item, shard_id: str) -> ShardQueue:
-        """Queue ``item`` on its shard; returns that queue."""
-        queue = self.queue(shard_id)
+    def add(self, item: Item, key: QueueKey) -> ShardQueue:
+        """Queue ``item`` on its stream's shard; returns that queue."""
+        queue = self.queue(key)
+        self._added += 1
+        item.seq = self._added
         queue.append(item)
         self._records += 1
         self._bytes += item.size
@@ -175,22 +220,26 @@ class ShardBuffers:
         return queue
 
     def release(self, item: Item) -> None:
-        """``item`` has its outcome: it is no longer held."""
+        """``item`` (a user record) has its outcome: it is no longer held."""
         self._records -= 1
         self._bytes -= item.size
 
-    def rebucket(self, shard_of: Callable[[int], str]) -> None:
-        """Move queued records to the queues of their shards under a new map.
+    def rebucket(self, stream: str, shard_of: Callable[[int], str]) -> None:
+        """Move the queued records of ``stream`` to the queues of their shards
+        under a new map, each where its arrival order puts it.
 
         Queues with a call in flight or split parts pending keep their
         records: those follow on their next attempt, and the service has the
         last word on placement anyway.
         """
+        moved: Dict[QueueKey, List[Item]] = {}
         for queue in list(self._queues.values()):
-            if queue.in_flight or queue.has_splits or not len(queue):
+            if queue.stream != stream or queue.in_flight or queue.has_splits or not len(queue):
                 continue
             for item in queue.take_all():
-                self.queue(shard_of(item.hash_key)).append(item)
+                moved.setdefault((stream, shard_of(item.hash_key)), []).append(item)
+        for key, items in moved.items():
+            self.queue(key).merge(items)
 
     def clear(self) -> int:
         """Forget everything; returns how many records were held."""

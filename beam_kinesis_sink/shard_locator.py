@@ -7,6 +7,11 @@ The map is loaded with ListShards on first use, refreshed every
 shard the map does not know. While the stream cannot be described, all
 records go to one pseudo-shard (:data:`~beam_kinesis_sink.sharding.UNKNOWN_SHARD`),
 so that PutRecords can tell each record its fate.
+
+With ``read_record_limit``, each load also reads the stream's record limit
+(``MaxRecordSizeInKiB`` of DescribeStreamSummary, raised up to 10 MiB with
+UpdateMaxRecordSize). An answer without it, or a failed call, means the
+default 1 MiB; a failed call is logged once.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, Callable, Dict, Optional
 from beam_kinesis_sink import metrics as m
 from beam_kinesis_sink.classifier import Action, classify_exception
 from beam_kinesis_sink.errors import FatalStreamError
+from beam_kinesis_sink.limits import MAX_RECORD_KIB
 from beam_kinesis_sink.sharding import ShardMap, list_open_shards
 
 _LOG = logging.getLogger(__name__)
@@ -35,6 +41,7 @@ class ShardLocator:
         fail_on_fatal: bool,
         redact: Callable[[str], str],
         metrics: m.MetricsSink,
+        read_record_limit: bool = False,
     ) -> None:
         self._client = client
         self._stream = stream
@@ -48,6 +55,10 @@ class ShardLocator:
         self.shard_map: Optional[ShardMap] = None
         self._loaded_at = float("-inf")
         self._stale = True
+        self._read_record_limit = read_record_limit
+        #: the stream's record limit in bytes, as last read (None: not read, or 1 MiB)
+        self.record_limit_bytes: Optional[int] = None
+        self._limit_warned = False
 
     def shard_of(self, hash_key: int) -> str:
         assert self.shard_map is not None, "call refresh() first"
@@ -79,8 +90,26 @@ class ShardLocator:
             self._on_failure(exc)
             return False
         self._metrics.inc(m.SHARD_MAP_REFRESHES)
+        if self._read_record_limit:
+            self._read_limit()
         old, self.shard_map = self.shard_map, new_map
         return old is not None and [s.shard_id for s in old.shards] != [s.shard_id for s in new_map.shards]
+
+    def _read_limit(self) -> None:
+        try:
+            summary = self._client.describe_stream_summary(**self._stream_args)["StreamDescriptionSummary"]
+        except Exception as exc:
+            if not self._limit_warned:
+                self._limit_warned = True
+                c = classify_exception(exc)
+                _LOG.warning("DescribeStreamSummary failed for stream %r (%s: %s); assuming the default "
+                             "record limit of 1 MiB (grant kinesis:DescribeStreamSummary, or pass "
+                             "max_record_bytes=<bytes>)", self._stream, c.error_code,
+                             self._redact(c.error_message))
+            return
+        kib = summary.get("MaxRecordSizeInKiB") if isinstance(summary, dict) else None
+        valid = isinstance(kib, int) and not isinstance(kib, bool) and 1 <= kib <= MAX_RECORD_KIB
+        self.record_limit_bytes = kib * 1024 if valid else None
 
     def _on_failure(self, exc: BaseException) -> None:
         c = classify_exception(exc)

@@ -44,7 +44,7 @@ class ShardMap:
                 raise ValueError(f"shards {left.shard_id} and {right.shard_id} overlap")
         self._shards: List[Shard] = ordered
         self._starts = [s.start for s in ordered]
-        self._ids = frozenset(s.shard_id for s in ordered)
+        self._by_id = {s.shard_id: s for s in ordered}
 
     @property
     def shards(self) -> Sequence[Shard]:
@@ -55,7 +55,11 @@ class ShardMap:
 
     def __contains__(self, shard_id: object) -> bool:
         """Whether ``shard_id`` is one of the map's open shards."""
-        return shard_id in self._ids
+        return shard_id in self._by_id
+
+    def shard(self, shard_id: str) -> Shard:
+        """The open shard ``shard_id`` (KeyError if the map has no such shard)."""
+        return self._by_id[shard_id]
 
     def shard_for(self, hash_key: int) -> Shard:
         """The open shard whose range holds ``hash_key``.

@@ -12,7 +12,7 @@ receipt or dead letter is emitted in them.
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterable, NamedTuple, Optional
+from typing import Any, Iterable, NamedTuple, Optional, Union
 
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
@@ -21,7 +21,8 @@ from apache_beam.utils.windowed_value import WindowedValue
 from beam_kinesis_sink.client import ClientConfig, redactor_for
 from beam_kinesis_sink.convert import Converted, Converter, Rejection
 from beam_kinesis_sink.metrics import BeamMetrics
-from beam_kinesis_sink.records import KinesisRecord, WriteReceipt
+from beam_kinesis_sink.records import ErrorCode, KinesisRecord, WriteReceipt
+from beam_kinesis_sink.stream_routes import StreamChoice
 from beam_kinesis_sink.writer import KinesisWriter, WriterOptions
 
 _LOG = logging.getLogger(__name__)
@@ -34,11 +35,31 @@ DEAD_LETTERS = "dead_letters"
 class SinkSettings:
     """Everything a worker needs; small and picklable (no client inside)."""
 
-    stream: str
+    #: a stream name or ARN, or a :class:`StreamChoice` (element → stream)
+    stream: Union[str, StreamChoice]
     client_config: ClientConfig
     converter: Converter
     writer: WriterOptions
     flush_timeout_seconds: float
+
+    @property
+    def default_stream(self) -> str:
+        """The writer's stream; with a stream function, only a placeholder name."""
+        return self.stream if isinstance(self.stream, str) else "(chosen per element)"
+
+
+def _prepare(settings: SinkSettings, element: Any) -> tuple:
+    """Convert ``element`` and choose its stream: ``(converted or rejection, stream)``.
+    ``stream`` is None for the writer's one stream."""
+    converted = settings.converter.convert(element)
+    if isinstance(settings.stream, str):
+        return converted, None
+    stream, problem = settings.stream(element)
+    if problem is None or isinstance(converted, Rejection):
+        return converted, stream
+    record = converted.record
+    return Rejection(ErrorCode.STREAM_SELECTION_ERROR, problem, record.data, record.partition_key,
+                     record.explicit_hash_key, None), ""
 
 
 def _micros(timestamp: Any) -> Optional[int]:
@@ -89,7 +110,7 @@ class _WriterDoFn(beam.DoFn):
             client = cfg.create_client()
             self._writer = KinesisWriter(
                 client,
-                self.settings.stream,
+                self.settings.default_stream,
                 self.settings.writer,
                 metrics=BeamMetrics(),
                 # The credentials the client really uses, wherever they came from.
@@ -135,11 +156,11 @@ class _WriteFn(_WriterDoFn):
         with the element's windowed value as its context."""
         writer = self._open()
         ts = _micros(context.timestamp)
-        converted = self.settings.converter.convert(element)
+        converted, stream = _prepare(self.settings, element)
         if isinstance(converted, Rejection):
-            writer.reject(converted, context, ts)
+            writer.reject(converted, context, ts, stream=stream)
         else:
-            writer.add(converted.record, converted.size, context, ts)
+            writer.add(converted.record, converted.size, context, ts, stream=stream)
         return _emit(writer.take_outcomes()) if writer.pending_outcomes else ()
 
     def finish_bundle(self) -> Iterable[Any]:
@@ -161,6 +182,8 @@ class ShardedRecord(NamedTuple):
     #: the 128-bit hash key, as a decimal str (computed once, when assigned)
     hash_key: str
     element_timestamp_micros: Optional[int]
+    #: the element's stream, when a stream function chose it (else None: the one stream)
+    stream: Optional[str] = None
 
 
 beam.coders.registry.register_coder(ShardedRecord, beam.coders.RowCoder)
@@ -172,19 +195,21 @@ class _AssignShardFn(_WriterDoFn):
     def process(self, element: Any, timestamp: Any = beam.DoFn.TimestampParam) -> Iterable[Any]:
         writer = self._open()
         ts = _micros(timestamp)
-        converted = self.settings.converter.convert(element)
+        converted, stream = _prepare(self.settings, element)
         if isinstance(converted, Rejection):
-            writer.reject(converted, None, ts)
+            writer.reject(converted, None, ts, stream=stream)
             for letter, _ in writer.take_outcomes():
                 yield TaggedOutput(DEAD_LETTERS, letter)
             return
         assert isinstance(converted, Converted)
         record = converted.record
-        hash_key, shard_id = writer.locate(record)
+        hash_key, shard_id = writer.locate(record, stream)
+        # The key GroupIntoBatches batches by: the shard, of its stream when chosen per element.
+        key = shard_id if stream is None else f"{stream}/{shard_id}"
         yield (
-            shard_id,
+            key,
             ShardedRecord(record.data, record.partition_key, record.explicit_hash_key, converted.size,
-                          str(hash_key), ts),
+                          str(hash_key), ts, stream),
         )
 
 
@@ -194,20 +219,27 @@ class _WriteBatchesFn(_WriterDoFn):
     def process(
         self,
         keyed_batch: Any,
+        timestamp: Any = beam.DoFn.TimestampParam,
         window: Any = beam.DoFn.WindowParam,
         pane: Any = beam.DoFn.PaneInfoParam,
     ) -> Iterable[Any]:
-        from apache_beam.utils.timestamp import Timestamp
-
-        shard_id, batch = keyed_batch
+        key, batch = keyed_batch
+        shard_id = key.rsplit("/", 1)[-1]
         writer = self._open()
         writer.reset()  # leftovers of a failed attempt are retried by the runner
+        # Outcomes come out in the batch's window at the batch's own timestamp
+        # (the timer's output timestamp, which the watermark has not passed):
+        # at their elements' timestamps they would be late data downstream,
+        # and dropped. Each keeps its element's event time in
+        # element_timestamp_micros.
+        end = getattr(window, "max_timestamp", None)
+        if end is not None and timestamp > end():
+            timestamp = end()  # a timer at the window's end fires at end + 1 µs: keep it inside
+        context = WindowedValue(None, timestamp, (window,), pane)
         for item in batch:
-            ts = item.element_timestamp_micros
-            context = WindowedValue(None, Timestamp(micros=ts) if ts is not None else Timestamp(0),
-                                    (window,), pane)
             writer.add(KinesisRecord(item.data, item.partition_key, item.explicit_hash_key), item.size,
-                       context, ts, hash_key=int(item.hash_key), shard_id=shard_id)
+                       context, item.element_timestamp_micros, hash_key=int(item.hash_key), shard_id=shard_id,
+                       stream=item.stream)
             yield from _emit(writer.take_outcomes())
         writer.flush(self.settings.flush_timeout_seconds)
         yield from _emit(writer.take_outcomes())

@@ -1,9 +1,9 @@
 """The writer engine: a short orchestrator of the parts a record passes.
 
-    add ─▶ shard locator ─▶ shard buffers ─▶ dispatch policy ─▶ batcher
-        (hash key → shard)   (queue per shard)  (who may send)    (limits, rate limiter)
-      ─▶ submitter ─▶ classifier ─▶ retry plan ─▶ outcomes
-        (thread pool)  (answer → verdict)  (requeue or give up)  (receipts, dead letters)
+    add ─▶ stream route ─▶ shard locator ─▶ shard buffers ─▶ dispatch policy
+        (per stream)     (hash key → shard)  (queue per shard)  (who may send)
+      ─▶ batcher ─────────────────────────▶ submitter ─▶ classifier ─▶ retry plan ─▶ outcomes
+        (order, aggregation, limits, tokens)  (thread pool)  (answer → verdict)  (requeue or give up)
 
 It knows nothing of Beam: the DoFns feed it records and take outcomes, each
 with an opaque context (such as the element's window). All bookkeeping runs
@@ -12,7 +12,10 @@ in the caller's thread; only the PutRecords calls run on the pool.
 Guarantees:
 
 * every record added ends as exactly one outcome: a receipt or a dead letter;
-* at most ``max_in_flight`` calls in flight, at most one per shard;
+* at most ``max_in_flight`` calls in flight, at most one per shard, across
+  all streams;
+* with ``ordered``, no record of a partition key is sent while an earlier one
+  of that key is in flight or waiting for its retry;
 * ``add`` blocks (back-pressure) while more than ``max_buffered_records`` or
   ``max_buffered_bytes`` are held: no queue grows without bound;
 * ``flush`` returns by its deadline plus at most one call's grace period.
@@ -22,56 +25,31 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from beam_kinesis_sink import metrics as m
+from beam_kinesis_sink.aggregator import held_by
 from beam_kinesis_sink.batcher import Batcher
 from beam_kinesis_sink.classifier import Verdict, judge_answer, judge_failure
 from beam_kinesis_sink.client import stream_arguments
 from beam_kinesis_sink.convert import Rejection
-from beam_kinesis_sink.dispatch import OneCallPerShard
+from beam_kinesis_sink.dispatch import KeysInFlight, OneCallPerShard
 from beam_kinesis_sink.errors import FatalStreamError
-from beam_kinesis_sink.limits import Limits
+from beam_kinesis_sink.limits import check_size
 from beam_kinesis_sink.messages import redact
 from beam_kinesis_sink.outcomes import Outcome, Outcomes
-from beam_kinesis_sink.rate_limit import RateLimitConfig, RateLimiter
+from beam_kinesis_sink.rate_limit import RateLimiter
 from beam_kinesis_sink.records import ErrorCode, KinesisRecord
-from beam_kinesis_sink.retry import Backoff, Failure, RetryPolicy, plan_retries
-from beam_kinesis_sink.shard_buffers import Batch, Item, ShardBuffers, ShardQueue
+from beam_kinesis_sink.retry import Backoff, Failure, plan_retries
+from beam_kinesis_sink.shard_buffers import Batch, Item, QueueKey, ShardBuffers, ShardQueue
 from beam_kinesis_sink.shard_locator import ShardLocator
 from beam_kinesis_sink.sharding import ShardMap, hash_key_of
+from beam_kinesis_sink.stream_routes import StreamRoute, StreamRoutes
 from beam_kinesis_sink.submitter import Completed, Submitter
+from beam_kinesis_sink.writer_options import WriterOptions
 
 #: how long the pump waits when nothing tells it when to look again
 _IDLE_WAIT = 0.05
-
-
-@dataclass(frozen=True)
-class WriterOptions:
-    limits: Limits = Limits()
-    retry: RetryPolicy = RetryPolicy()
-    rate_limit: RateLimitConfig = RateLimitConfig()
-    #: cap on records/s across all shards of this writer (None: no cap)
-    max_records_per_second: Optional[float] = None
-    max_in_flight: int = 8
-    max_buffered_records: int = 20_000
-    max_buffered_bytes: int = 64 * 1024 * 1024
-    #: "dead_letter" (default) or "fail"
-    on_fatal_error: str = "dead_letter"
-    shard_map_refresh_seconds: float = 300.0
-    #: never refresh the shard map more often than this
-    shard_map_min_refresh_seconds: float = 5.0
-    #: how long to wait for an in-flight call after the flush deadline
-    in_flight_grace_seconds: float = 35.0
-
-    def __post_init__(self) -> None:
-        if self.on_fatal_error not in ("dead_letter", "fail"):
-            raise ValueError(f"on_fatal_error must be 'dead_letter' or 'fail', got {self.on_fatal_error!r}")
-        if self.max_in_flight < 1:
-            raise ValueError("max_in_flight must be >= 1")
-        if self.max_buffered_records < self.limits.max_records_per_request:
-            raise ValueError("max_buffered_records must hold at least one full request")
 
 
 class KinesisWriter:
@@ -89,37 +67,42 @@ class KinesisWriter:
         secrets: Tuple[Optional[str], ...] = (),
         redactor: Optional[Callable[[str], str]] = None,
     ) -> None:
+        """``stream``: the stream of records added without one."""
         self.stream = stream
         self.options = options
         self.metrics = metrics or m.MetricsSink()
+        self._client = client
         self._clock = clock
         self._sleep = sleep
         self._redact = redactor or (lambda text: redact(text, secrets))
         self._backoff = Backoff(options.retry, rand or random.Random().random)
         self.rate_limiter = RateLimiter(options.rate_limit, clock, options.max_records_per_second)
-        self.locator = ShardLocator(
-            client, stream, stream_arguments(stream), clock,
-            refresh_seconds=options.shard_map_refresh_seconds,
-            min_refresh_seconds=options.shard_map_min_refresh_seconds,
-            fail_on_fatal=options.on_fatal_error == "fail",
-            redact=self._redact,
-            metrics=self.metrics,
-        )
         self.buffers = ShardBuffers()
+        self._routes = StreamRoutes(
+            self._new_route, lambda route: self.buffers.rebucket(route.name, route.locator.shard_of)
+        )
         self._dispatch = OneCallPerShard(options.max_in_flight)
-        self._batcher = Batcher(options.limits, self.rate_limiter)
-        self._submitter = Submitter(client, stream_arguments(stream), options.max_in_flight)
-        self._outcomes = Outcomes(stream, self.metrics, wall_clock, self._redact)
+        self._keys_in_flight = KeysInFlight()
+        self._batcher = Batcher(
+            lambda name: self._routes[name].limits,
+            self.rate_limiter,
+            ordered=options.ordered,
+            busy=self._keys_in_flight.busy,
+            aggregation=options.aggregation,
+            shard_start=lambda name, shard_id: self._routes[name].shard_start(shard_id),
+        )
+        self._submitter = Submitter(client, options.max_in_flight, options.request_codec)
+        self._outcomes = Outcomes(self.metrics, wall_clock, self._redact)
         #: the clock time at which some queue may send without a new record
         #: (a backoff or a wait for tokens ends); see _after_add
         self._wake_at = float("inf")
 
     # ------------------------------------------------------------------ API
-    def locate(self, record: KinesisRecord) -> Tuple[int, str]:
+    def locate(self, record: KinesisRecord, stream: Optional[str] = None) -> Tuple[int, str]:
         """The hash key of ``record`` and the shard the current map sends it to."""
-        self._refresh_map()
+        route = self._routes.fresh(self.stream if stream is None else stream)
         hash_key = hash_key_of(record.partition_key, record.explicit_hash_key)
-        return hash_key, self.locator.shard_of(hash_key)
+        return hash_key, route.locator.shard_of(hash_key)
 
     def add(
         self,
@@ -130,25 +113,31 @@ class KinesisWriter:
         *,
         hash_key: Optional[int] = None,
         shard_id: Optional[str] = None,
+        stream: Optional[str] = None,
     ) -> None:
-        """Buffer a valid record (see ``convert``). Blocks while buffers are full.
+        """Buffer a valid record (see ``convert``) for ``stream`` (default: the
+        writer's). Blocks while buffers are full.
 
         ``hash_key`` and ``shard_id`` may come from an earlier :meth:`locate`
         (the stateful mode keys its batches by shard); a shard the current
         map does not know is located again.
         """
-        self._refresh_map()
+        route = self._routes.fresh(self.stream if stream is None else stream)
+        if size > route.limits.max_record_bytes:
+            self._too_large(record, size, route, context, element_timestamp_micros)
+            return
         if hash_key is None:
             hash_key = hash_key_of(record.partition_key, record.explicit_hash_key)
-        if shard_id is None or not self.locator.knows(shard_id):
-            shard_id = self.locator.shard_of(hash_key)
-        queue = self.buffers.add(Item(record, size, hash_key, context, element_timestamp_micros), shard_id)
-        self._after_add(queue)
+        if shard_id is None or not route.locator.knows(shard_id):
+            shard_id = route.locator.shard_of(hash_key)
+        item = Item(record, size, hash_key, context, element_timestamp_micros)
+        self._after_add(self.buffers.add(item, (route.name, shard_id)))
 
     def reject(self, rejection: Rejection, context: Any = None,
-               element_timestamp_micros: Optional[int] = None) -> None:
+               element_timestamp_micros: Optional[int] = None, stream: Optional[str] = None) -> None:
         """Route an element refused before any request to the same outcomes."""
-        self._outcomes.rejected(rejection, context, element_timestamp_micros)
+        name = self.stream if stream is None else stream
+        self._outcomes.rejected(name, rejection, context, element_timestamp_micros)
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Write or dead-letter everything buffered. Returns within ``timeout``
@@ -179,7 +168,9 @@ class KinesisWriter:
 
     @property
     def shard_map(self) -> Optional[ShardMap]:
-        return self.locator.shard_map
+        """The shard map of the writer's stream."""
+        route = self._routes.get(self.stream)
+        return None if route is None else route.locator.shard_map
 
     def reset(self) -> int:
         """Forget everything buffered, in flight or not yet emitted.
@@ -192,10 +183,34 @@ class KinesisWriter:
         """
         self._submitter.abandon()
         self._outcomes.clear()
+        self._keys_in_flight.clear()
         return self.buffers.clear()
 
     def close(self) -> None:
         self._submitter.close()
+
+    # --------------------------------------------------------------- routes
+    def _new_route(self, name: str) -> StreamRoute:
+        o = self.options
+        args = stream_arguments(name)
+        locator = ShardLocator(
+            self._client, name, args, self._clock,
+            refresh_seconds=o.shard_map_refresh_seconds,
+            min_refresh_seconds=o.shard_map_min_refresh_seconds,
+            fail_on_fatal=o.on_fatal_error == "fail",
+            redact=self._redact,
+            metrics=self.metrics,
+            read_record_limit=o.record_limit_from_stream,
+        )
+        return StreamRoute(name, args, locator, o.limits, o.record_limit_from_stream, o.request_limit_given)
+
+    def _too_large(self, record: KinesisRecord, size: int, route: StreamRoute, context: Any,
+                   element_timestamp_micros: Optional[int]) -> None:
+        code, message = check_size(size, route.limits) or ("", "")
+        source = " (read from the stream)" if self.options.record_limit_from_stream else ""
+        rejection = Rejection(code, f"{message}{source}", record.data, record.partition_key,
+                              record.explicit_hash_key, None)
+        self._outcomes.rejected(route.name, rejection, context, element_timestamp_micros)
 
     # ----------------------------------------------------------------- pump
     def _after_add(self, queue: ShardQueue) -> None:
@@ -216,10 +231,6 @@ class KinesisWriter:
             self._send(decision.batch, now)
         elif decision.wake is not None:
             self._wake_at = min(self._wake_at, decision.wake)
-
-    def _refresh_map(self) -> None:
-        if self.locator.refresh():
-            self.buffers.rebucket(self.locator.shard_of)
 
     def _over_bound(self) -> bool:
         return self.buffers.over(self.options.max_buffered_records, self.options.max_buffered_bytes)
@@ -266,14 +277,17 @@ class KinesisWriter:
         return wake
 
     def _send(self, batch: Batch, now: float) -> None:
-        for item in batch.items:
-            item.attempts += 1
-            if item.first_attempt is None:
-                item.first_attempt = now
+        for unit in batch.items:
+            for item in unit.users():
+                item.attempts += 1
+                if item.first_attempt is None:
+                    item.first_attempt = now
+        if self.options.ordered:
+            self._keys_in_flight.sent(batch)
         self.metrics.inc(m.PUT_RECORDS_CALLS)
         self.metrics.dist(m.BATCH_SIZE, len(batch.items))
         self.metrics.dist(m.BATCH_BYTES, batch.nbytes)
-        self._submitter.submit(batch)
+        self._submitter.submit(batch, self._routes[batch.stream].args)
 
     # ---------------------------------------------------------------- settle
     def _settle_all(self, completed: List[Completed]) -> None:
@@ -283,9 +297,11 @@ class KinesisWriter:
     def _settle(self, done: Completed) -> None:
         """Act on the verdict of one finished call."""
         batch = done.batch
-        queue = self.buffers.queue(batch.shard_id)
+        route = self._routes[batch.stream]
+        queue = self.buffers.queue(batch.key)
         queue.in_flight = False
         queue.ready_at = 0.0
+        self._keys_in_flight.landed(batch)
         count = len(batch.items)
         if done.error is not None:
             verdict = judge_failure(done.error, count)
@@ -294,15 +310,17 @@ class KinesisWriter:
         self._learn(batch, verdict)
         if verdict.fatal is not None and self.options.on_fatal_error == "fail":
             code, message = verdict.fatal
-            raise FatalStreamError(self.stream, code, self._redact(message))
-        self._finish(batch, verdict)
+            raise FatalStreamError(batch.stream, code, self._redact(message))
+        misplaced = self._finish(batch, verdict)
         if verdict.split is not None:
             queue.push_splits([[batch.items[i] for i in half] for half in verdict.split])
-        if verdict.retry:
-            self._retry(batch, [Failure(batch.items[i], code, msg) for i, code, msg in verdict.retry])
         if verdict.map_stale:
-            self.locator.mark_stale()
-            self._refresh_map()
+            route.locator.mark_stale()
+            self._routes.fresh(batch.stream)
+        failures = [Failure(batch.items[i], code, msg) for i, code, msg in verdict.retry]
+        failures += self._placed(route, misplaced)
+        if failures:
+            self._retry(batch, failures)
 
     def _learn(self, batch: Batch, verdict: Verdict) -> None:
         """Metrics of the call, and feedback for the shard's rate limiter."""
@@ -311,32 +329,63 @@ class KinesisWriter:
             if not verdict.throttled:
                 # The shard did not take these records: the tokens go back, or
                 # an outage's retries would wait for tokens of records never sent.
-                self.rate_limiter.give_back(batch.shard_id, len(batch.items), batch.nbytes)
+                self.rate_limiter.give_back(batch.key, len(batch.items), batch.nbytes)
         if verdict.throttled:
             self.metrics.inc(m.RECORDS_THROTTLED, verdict.throttled)
         if verdict.feedback is not None:
-            self.rate_limiter.on_result(batch.shard_id, verdict.feedback)
+            self.rate_limiter.on_result(batch.key, verdict.feedback)
 
-    def _finish(self, batch: Batch, verdict: Verdict) -> None:
-        """Outcomes for the records this call settled for good."""
-        written = [(batch.items[i], shard_id, seq) for i, shard_id, seq in verdict.written]
-        for item, _, _ in written:
-            self.buffers.release(item)
-        self._outcomes.written(written)
+    def _finish(self, batch: Batch, verdict: Verdict) -> List[Tuple[Item, str, str]]:
+        """Outcomes for the records this call settled for good. Returns the
+        aggregates that landed on another shard than the one aimed at."""
+        written: List[Tuple[Item, str, str]] = []
+        misplaced: List[Tuple[Item, str, str]] = []
+        for i, shard_id, seq in verdict.written:
+            unit = batch.items[i]
+            aimed_elsewhere = unit.members is not None and shard_id != batch.shard_id
+            (misplaced if aimed_elsewhere else written).append((unit, shard_id, seq))
+        self._receipts(batch.stream, written)
         for i, code, message in verdict.dead:
-            self._give_up(batch.items[i], code, message, batch.shard_id)
+            self._give_up(batch.items[i], code, message, batch.key)
+        return misplaced
+
+    def _receipts(self, stream: str, written: List[Tuple[Item, str, str]]) -> None:
+        for unit, _, _ in written:
+            for item in unit.users():
+                self.buffers.release(item)
+        self._outcomes.written(stream, written)
+
+    def _placed(self, route: StreamRoute, misplaced: List[Tuple[Item, str, str]]) -> List[Failure]:
+        """Aggregates that landed on another shard (the map was stale): kept
+        if every sub-record's hash lies in that shard's range, else sent
+        again (the KCL would drop the whole aggregate)."""
+        failures: List[Failure] = []
+        for unit, shard_id, seq in misplaced:
+            if held_by(unit, shard_id, route.locator.shard_map):
+                self._receipts(route.name, [(unit, shard_id, seq)])
+                continue
+            self.metrics.inc(m.AGGREGATES_RESENT)
+            failures.append(Failure(unit, ErrorCode.INTERNAL_FAILURE,
+                                    f"its aggregate landed on {shard_id}, whose range does not hold every "
+                                    "sub-record (the shard map was stale); it was sent again"))
+        return failures
 
     def _retry(self, batch: Batch, failures: List[Failure]) -> None:
-        plan = plan_retries(failures, self._clock(), self.options.retry, self._backoff)
+        users = [Failure(item, f.code, f.message) for f in failures for item in f.item.users()]
+        plan = plan_retries(users, self._clock(), self.options.retry, self._backoff)
         for item, message in plan.give_up:
-            self._give_up(item, item.last_code, message, batch.shard_id)
+            self._give_up(item, item.last_code, message, batch.key)
         if plan.retry:
             self.metrics.inc(m.RECORDS_RETRIED, len(plan.retry))
-            self.buffers.queue(batch.shard_id).requeue(plan.retry)
+            self.buffers.queue(batch.key).requeue(plan.retry)
+            locator = self._routes[batch.stream].locator
+            if not locator.knows(batch.shard_id):  # the map changed under them
+                self.buffers.rebucket(batch.stream, locator.shard_of)
 
-    def _give_up(self, item: Item, code: str, message: str, shard_id: Optional[str]) -> None:
-        self.buffers.release(item)
-        self._outcomes.gave_up(item, code, message, shard_id)
+    def _give_up(self, unit: Item, code: str, message: str, key: QueueKey) -> None:
+        for item in unit.users():
+            self.buffers.release(item)
+            self._outcomes.gave_up(key[0], item, code, message, key[1])
 
     def _expire(self) -> None:
         """The flush deadline passed: give in-flight calls a grace period, then
@@ -345,19 +394,22 @@ class KinesisWriter:
         while len(self._submitter) and self._clock() < grace_end:
             self._settle_all(self._submitter.completed(wait=max(0.0, grace_end - self._clock())))
         for batch in self._submitter.abandon():
-            self.buffers.queue(batch.shard_id).in_flight = False
-            for item in batch.items:
-                self._give_up(item, ErrorCode.DEADLINE_EXCEEDED,
+            self.buffers.queue(batch.key).in_flight = False
+            self._keys_in_flight.landed(batch)
+            for unit in batch.items:
+                self._give_up(unit, ErrorCode.DEADLINE_EXCEEDED,
                               "a PutRecords call was still in flight at the flush deadline; "
-                              "it may have been written (a replay can duplicate it)", batch.shard_id)
+                              "it may have been written (a replay can duplicate it)", batch.key)
         for queue in list(self.buffers.queues()):
-            for item in queue.take_all():
-                if item.last_code:
-                    # It was failing: its own error is the cause (and what a
-                    # replay filters on); the deadline only ended its retries.
-                    self._give_up(item, item.last_code,
-                                  f"{item.last_message} (still failing after {item.attempts} attempts "
-                                  "when the flush deadline passed)", queue.shard_id)
-                else:
-                    self._give_up(item, ErrorCode.DEADLINE_EXCEEDED,
-                                  "not written before the flush deadline", queue.shard_id)
+            for unit in queue.take_all():
+                for item in unit.users():
+                    self._expired(item, queue.key)
+
+    def _expired(self, item: Item, key: QueueKey) -> None:
+        if item.last_code:
+            # It was failing: its own error is the cause (and what a replay
+            # filters on); the deadline only ended its retries.
+            self._give_up(item, item.last_code, f"{item.last_message} (still failing after "
+                          f"{item.attempts} attempts when the flush deadline passed)", key)
+        else:
+            self._give_up(item, ErrorCode.DEADLINE_EXCEEDED, "not written before the flush deadline", key)

@@ -23,6 +23,22 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 _names = itertools.count()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--request-codec", choices=["fast", "boto3"], default=None,
+        help="the PutRecords codec of every writer that does not name one (default: the sink's, 'fast'); "
+             "run the suite with --request-codec=boto3 to check the plain boto3 path",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    codec = config.getoption("--request-codec", default=None)
+    if codec:
+        from beam_kinesis_sink import submitter
+
+        submitter.DEFAULT_CODEC = codec
+
+
 def unique_stream(prefix: str = "s") -> str:
     return f"{prefix}-{os.getpid()}-{next(_names)}"
 

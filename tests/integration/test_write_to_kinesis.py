@@ -176,9 +176,16 @@ def test_streaming_write_with_test_stream(server, tmp_path, batching):
     written = collected(str(tmp_path / "w"))
     assert len(written) == 600
     for (receipt, (start, end)), ts_micros, _ in written:
-        # Each receipt is in the fixed window of its element's timestamp.
-        assert start <= ts_micros < end and end - start == 10_000_000
-        assert receipt.element_timestamp_micros == ts_micros
+        # Each receipt is in the fixed window of its element's timestamp, and
+        # keeps that timestamp in element_timestamp_micros.
+        assert start <= receipt.element_timestamp_micros < end and end - start == 10_000_000
+        assert start <= ts_micros < end
+        if batching == "bundle":
+            assert ts_micros == receipt.element_timestamp_micros
+        else:
+            # At the batch's own time (where GroupIntoBatches' timer fired),
+            # never behind it: at its element's time it would be late data.
+            assert ts_micros >= receipt.element_timestamp_micros
     dead = collected(str(tmp_path / "d"))
     assert [(d.error_code, w) for (d, w), _, _ in dead] == [
         (ErrorCode.INVALID_PARTITION_KEY, (20_000_000, 30_000_000))

@@ -14,11 +14,11 @@ def pack(sizes, limits):
     draining, as lists of indexes into ``sizes``; records over the record
     limit are refused first (the converter's job) and returned apart."""
     rejected = [i for i, size in enumerate(sizes) if size > limits.max_record_bytes]
-    queue = ShardQueue("shard")
+    queue = ShardQueue(("stream", "shard"))
     for i, size in enumerate(sizes):
         if size <= limits.max_record_bytes:
             queue.append(Item(KinesisRecord(b"", str(i)), size, hash_key=0))
-    batcher = Batcher(limits, RateLimiter(RateLimitConfig(enabled=False)))
+    batcher = Batcher(lambda stream: limits, RateLimiter(RateLimitConfig(enabled=False)))
     requests = []
     while len(queue):
         batch = batcher.next_batch(queue, now=0.0, force=True).batch

@@ -5,6 +5,8 @@ import pickle
 import apache_beam as beam
 import pytest
 from apache_beam.transforms import window
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from beam_kinesis_sink import ClientConfig, DeadLetter, WriteReceipt, WriteToKinesis, WriteToKinesisResult
 
@@ -34,11 +36,58 @@ def test_sliding_windows_are_refused_with_a_clear_message():
         {"max_records_per_request": 0},
         {"max_request_bytes": 10, "max_record_bytes": 20},
         {"max_in_flight": 0},
+        {"ordered": True, "batching": "stateful"},
+        {"max_record_bytes": 10 * 1024 * 1024 + 1},
+        {"max_request_bytes": 10 * 1024 * 1024 + 1},
+        {"max_record_bytes": "big"},
+        {"aggregation": True, "max_aggregate_bytes": 100},
     ],
 )
 def test_bad_options_fail_at_construction(kwargs):
     with pytest.raises(ValueError):
         WriteToKinesis("s", **kwargs)
+
+
+def test_a_record_limit_above_the_request_limit_is_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match=r"max_request_bytes \(5242880\) must be >= max_record_bytes"):
+        WriteToKinesis("s", max_record_bytes=6 * 1024 * 1024, max_request_bytes=5 * 1024 * 1024)
+
+
+@pytest.mark.parametrize("stream", ["", "has space", "x" * 129, "arn:aws:s3:::bucket", 42])
+def test_a_stream_that_is_neither_a_name_nor_an_arn_is_refused(stream):
+    with pytest.raises(ValueError, match="stream must be a stream name or ARN"):
+        WriteToKinesis(stream)
+
+
+def test_limits_follow_the_record_limit():
+    MiB = 1024 * 1024
+    auto = WriteToKinesis("s").settings
+    assert auto.writer.record_limit_from_stream and not auto.writer.request_limit_given
+    assert auto.converter.limits.max_record_bytes == 10 * MiB  # the stream's own limit is checked later
+    assert (auto.writer.limits.max_record_bytes, auto.writer.limits.max_request_bytes) == (MiB, 5 * MiB)
+    raised = WriteToKinesis("s", max_record_bytes=2 * MiB).settings
+    assert not raised.writer.record_limit_from_stream
+    assert (raised.converter.limits.max_record_bytes, raised.writer.limits.max_request_bytes) == (2 * MiB,
+                                                                                                 10 * MiB)
+    plain = WriteToKinesis("s", max_record_bytes=MiB).settings
+    assert plain.writer.limits.max_request_bytes == 5 * MiB
+
+
+def test_a_stream_function_is_shown_by_name_and_chooses_per_element():
+    from apache_beam.transforms.display import DisplayData
+
+    def route(e):
+        return "orders-" + e["region"]
+
+    transform = WriteToKinesis(route, partition_key="id", ordered=True, aggregation=True)
+    items = {item.key: item.value for item in DisplayData.create_from(transform).items}
+    assert "route" in items["stream"] and items["ordered"] is True and items["aggregation"] is True
+    choose = transform.settings.stream
+    assert choose({"region": "eu"}) == ("orders-eu", None)
+    stream, problem = choose({})
+    assert stream is None and "KeyError" in problem
+    stream, problem = choose({"region": "not valid!"})
+    assert stream is None and "neither a stream name" in problem
 
 
 def test_transform_pickles_without_a_client_and_without_secrets_in_repr():
@@ -114,3 +163,41 @@ def test_buffered_records_do_not_hold_their_elements():
         assert items[0].context.value is None and items[0].context.windows == (GlobalWindow(),)
     finally:
         fn.teardown()
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.one_of(st.none(), st.integers(), st.text(), st.binary(), st.lists(st.text()),
+                 st.from_regex(r"[a-zA-Z0-9_.-]{1,128}", fullmatch=True)))
+def test_a_stream_function_never_raises_whatever_it_returns(value):
+    from beam_kinesis_sink.stream_routes import StreamChoice
+
+    stream, problem = StreamChoice(lambda e: value)(None)
+    assert (stream is None) != (problem is None)
+    if stream is not None:
+        assert stream == value and isinstance(stream, str)
+    else:
+        assert isinstance(problem, str) and problem.encode("utf-8")  # valid text for a dead letter
+
+
+def test_the_request_codec_is_the_sinks_own_unless_boto3_is_asked_for():
+    import boto3
+    from botocore.config import Config
+
+    from beam_kinesis_sink import submitter
+    from beam_kinesis_sink.submitter import Submitter
+
+    client = boto3.client("kinesis", region_name="us-east-1", aws_access_key_id="a",
+                          aws_secret_access_key="b", config=Config(parameter_validation=False))
+    fast = Submitter(client, 1, WriteToKinesis("s").settings.writer.request_codec)
+    plain = Submitter(client, 1, WriteToKinesis("s", request_codec="boto3").settings.writer.request_codec)
+    try:
+        assert (fast.codec, plain.codec) == (submitter.DEFAULT_CODEC, "boto3")
+        if submitter.DEFAULT_CODEC == "fast":
+            # a real client: the fast path
+            assert fast._direct is not None and fast._direct.fast, fast._direct
+        assert plain._direct is None
+    finally:
+        fast.close()
+        plain.close()
+    with pytest.raises(ValueError, match="request_codec"):
+        WriteToKinesis("s", request_codec="json")

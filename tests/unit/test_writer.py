@@ -229,7 +229,7 @@ def test_receipt_on_an_unexpected_shard_refreshes_the_map():
     # The client believes in one shard; the server has four.
     fake_shards = fake.shards
     fake.shards = one_shard()
-    writer.locator.refresh()
+    writer.locate(KinesisRecord(b"x", "k"))  # loads the map: one shard
     fake.shards = fake_shards
     before = fake.list_shards_calls
     run(writer, records(100))
