@@ -98,10 +98,11 @@ def pack(
         return not units or total + size <= max_bytes
 
     for item in items:
-        if current is not None and current.size_with(item) <= cap:
-            if not room(current.size_with(item) - current.size):
+        grown = current.size_with(item) if current is not None else None
+        if current is not None and grown is not None and grown <= cap:
+            if not room(grown - current.size):
                 break
-            total += current.size_with(item) - current.size
+            total += grown - current.size
             current.add(item)
             used.append(item)
             continue

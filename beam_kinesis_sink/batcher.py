@@ -139,7 +139,10 @@ class Batcher:
         if not units:
             waits = [item.not_before for item in queue.items() if item.not_before > now]
             return Decision(None, min(waits) if waits else None)
-        queue.remove(used)
+        if self.ordered:
+            queue.remove(used)
+        else:
+            queue.take(len(used))  # a prefix of the queue
         return self._take_tokens(Batch(queue.key, units, sum(unit.size for unit in units)))
 
     def _pack(self, queue: ShardQueue, candidates: Iterable[Item], limits: Limits, max_units: int,

@@ -59,6 +59,8 @@ class ShardLocator:
         #: the stream's record limit in bytes, as last read (None: not read, or 1 MiB)
         self.record_limit_bytes: Optional[int] = None
         self._limit_warned = False
+        #: maps loaded so far (a change tells the route to look at the limit again)
+        self.loads = 0
 
     def shard_of(self, hash_key: int) -> str:
         assert self.shard_map is not None, "call refresh() first"
@@ -90,6 +92,7 @@ class ShardLocator:
             self._on_failure(exc)
             return False
         self._metrics.inc(m.SHARD_MAP_REFRESHES)
+        self.loads += 1
         if self._read_record_limit:
             self._read_limit()
         old, self.shard_map = self.shard_map, new_map

@@ -51,7 +51,7 @@ class StreamChoice:
 class StreamRoute:
     """One stream: its arguments, locator and current limits."""
 
-    __slots__ = ("name", "args", "locator", "limits", "_base", "_request_given")
+    __slots__ = ("name", "args", "locator", "limits", "_base", "_request_given", "_loads")
 
     def __init__(self, name: str, args: Dict[str, str], locator: ShardLocator, base: Limits,
                  read_record_limit: bool, request_bytes_given: bool) -> None:
@@ -61,11 +61,13 @@ class StreamRoute:
         self._base = base if read_record_limit else None
         self._request_given = request_bytes_given
         self.limits = base
+        self._loads = 0
 
     def refresh(self) -> bool:
         """Reload the map (and the record limit) if due; whether the shards changed."""
         changed = self.locator.refresh()
-        if self._base is not None:
+        if self._base is not None and self.locator.loads != self._loads:
+            self._loads = self.locator.loads
             self.limits = self._base.for_stream(self.locator.record_limit_bytes, self._request_given)
         return changed
 

@@ -301,7 +301,8 @@ class KinesisWriter:
         queue = self.buffers.queue(batch.key)
         queue.in_flight = False
         queue.ready_at = 0.0
-        self._keys_in_flight.landed(batch)
+        if self.options.ordered:
+            self._keys_in_flight.landed(batch)
         count = len(batch.items)
         if done.error is not None:
             verdict = judge_failure(done.error, count)
@@ -393,9 +394,9 @@ class KinesisWriter:
         grace_end = self._clock() + self.options.in_flight_grace_seconds
         while len(self._submitter) and self._clock() < grace_end:
             self._settle_all(self._submitter.completed(wait=max(0.0, grace_end - self._clock())))
+        self._keys_in_flight.clear()  # nothing is in flight for the writer any more
         for batch in self._submitter.abandon():
             self.buffers.queue(batch.key).in_flight = False
-            self._keys_in_flight.landed(batch)
             for unit in batch.items:
                 self._give_up(unit, ErrorCode.DEADLINE_EXCEEDED,
                               "a PutRecords call was still in flight at the flush deadline; "
