@@ -84,6 +84,9 @@ class Batcher:
         ``force`` sends a partial request (draining, or over the buffer
         bound); otherwise only a full one is sent.
         """
+        limits = self.limits_of(queue.stream)
+        if not force and not queue.has_splits and not self._may_be_full(queue, limits):
+            return _NOTHING  # the common case on each add: one cheap look
         part = queue.pop_split()
         if part is not None:
             return self._take_tokens(Batch(queue.key, part, sum(i.size for i in part), split=True))
@@ -94,9 +97,6 @@ class Batcher:
             return Decision(None, head.not_before)
         if queue.ready_at > now:
             return Decision(None, queue.ready_at)  # waiting for tokens: no need to rescan
-        limits = self.limits_of(queue.stream)
-        if not force and not self._may_be_full(queue, limits):
-            return _NOTHING
         if self.ordered or self._aggregates(queue):
             return self._chosen(queue, now, limits)
         full_count, full_bytes = take_prefix(queue.sizes(), limits)

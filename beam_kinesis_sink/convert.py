@@ -113,6 +113,10 @@ _UNICODE_ADVICE = (
 )
 
 
+#: one encoder for every element (``json.dumps`` with options builds a new one per call)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_jsonable)
+
+
 def default_serializer(element: Any) -> bytes:
     """bytes as-is, str as UTF-8, anything else as compact JSON.
 
@@ -146,9 +150,7 @@ def default_serializer(element: Any) -> bytes:
     if hasattr(element, "_asdict"):
         element = element._asdict()
     try:
-        text = json.dumps(
-            element, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_jsonable
-        )
+        text = _ENCODER.encode(element)
     except ValueError as exc:
         if "Out of range float" not in str(exc):
             raise

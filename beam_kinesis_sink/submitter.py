@@ -54,6 +54,8 @@ class Submitter:
         self.codec = codec
         self._direct = DirectPutRecords(client) if codec == "fast" else None
         self._futures: Dict[cf.Future, Batch] = {}
+        #: a call completed since ``completed`` last looked
+        self._any_done = False
         self._pool = cf.ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="kinesis-put")
 
     def __len__(self) -> int:
@@ -63,7 +65,14 @@ class Submitter:
     def submit(self, batch: Batch, stream_args: Dict[str, str]) -> None:
         """Send ``batch`` to the stream ``stream_args`` names (StreamName or StreamARN)."""
         entries = request_entries(batch)
-        self._futures[self._pool.submit(self._call, stream_args, entries)] = batch
+        future = self._pool.submit(self._call, stream_args, entries)
+        self._futures[future] = batch
+        future.add_done_callback(self._on_done)
+
+    def _on_done(self, _: cf.Future) -> None:
+        # Set from a pool thread; read and cleared by the caller's thread. A
+        # completion after the clear sets it again, so none is missed.
+        self._any_done = True
 
     def _call(self, stream_args: Dict[str, str], entries: List[dict]) -> Any:
         if self._direct is not None:
@@ -76,6 +85,9 @@ class Submitter:
         if not self._futures:
             return []
         if wait is None:
+            if not self._any_done:
+                return []  # the common case on each add: no scan of the futures
+            self._any_done = False
             done = [f for f in self._futures if f.done()]
         else:
             done, _ = cf.wait(list(self._futures), timeout=wait, return_when=cf.FIRST_COMPLETED)
