@@ -81,7 +81,8 @@ def test_the_same_faults_reorder_records_without_ordered_mode(kinesalite, front,
     assert any(p != sorted(p) for p in per_key.values())
 
 
-def test_a_stream_per_element_reads_back_per_stream(server, tmp_path):
+@pytest.mark.parametrize("batching", ["bundle", "stateful"])
+def test_a_stream_per_element_reads_back_per_stream(server, tmp_path, batching):
     names = [unique_stream(f"per{i}") for i in range(3)]
     for name in names:
         server.create_stream(name, shards=2)
@@ -97,7 +98,7 @@ def test_a_stream_per_element_reads_back_per_stream(server, tmp_path):
     with beam.Pipeline() as p:
         result = p | beam.Create(inputs) | WriteToKinesis(
             stream_of, partition_key=lambda e: f"k{e['i']}", client_config=client_config(server),
-            max_buffered_records=1000,
+            max_buffered_records=1000, batching=batching,
         )
         collect(result.written, str(tmp_path / "w"), "CollectWritten")
         collect(result.dead_letters, str(tmp_path / "d"), "CollectDead")
