@@ -85,7 +85,7 @@ class Batcher:
         bound); otherwise only a full one is sent.
         """
         limits = self.limits_of(queue.stream)
-        if not force and not queue.has_splits and not self._may_be_full(queue, limits):
+        if not force and not self._may_be_full(queue, limits) and not queue.has_splits:
             return _NOTHING  # the common case on each add: one cheap look
         part = queue.pop_split()
         if part is not None:
@@ -157,9 +157,9 @@ class Batcher:
 
     def _may_be_full(self, queue: ShardQueue, limits: Limits) -> bool:
         """Cheap test before the scan: could the queue fill a request?"""
-        if self._aggregates(queue):
+        if self.aggregation is not None and self._aggregates(queue):
             return queue.nbytes >= limits.max_request_bytes
-        return len(queue) >= limits.max_records_per_request or queue.nbytes > limits.max_request_bytes
+        return queue.could_fill(limits.max_records_per_request, limits.max_request_bytes)
 
     def _wait_for_tokens(self, queue: ShardQueue, full_count: int, full_bytes: int) -> float:
         """Seconds until the buckets hold a whole batch, as big as they allow."""

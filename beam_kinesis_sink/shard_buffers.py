@@ -110,6 +110,10 @@ class ShardQueue:
     def shard_id(self) -> str:
         return self.key[1]
 
+    def could_fill(self, max_records: int, max_bytes: int) -> bool:
+        """Whether the queued records could fill a request of these limits."""
+        return len(self._items) >= max_records or self._nbytes > max_bytes
+
     def items(self) -> Iterator[Item]:
         """The queued records, from the head (not the split parts)."""
         return iter(self._items)

@@ -67,10 +67,12 @@ def _micros(timestamp: Any) -> Optional[int]:
         micros = int(timestamp.micros)
     except (AttributeError, TypeError, ValueError):
         return None
+    return _event_time(micros)
+
+
+def _event_time(micros: int) -> Optional[int]:
     # MIN/MAX timestamps mean "no event time".
-    if abs(micros) >= 2**62:
-        return None
-    return micros
+    return None if abs(micros) >= 2**62 else micros
 
 
 #: Beam's parameter for the whole windowed element: one parameter to bind per
@@ -155,7 +157,9 @@ class _WriteFn(_WriterDoFn):
         """Convert, then hand the record (or its rejection) to the engine,
         with the element's windowed value as its context."""
         writer = self._open()
-        ts = _micros(context.timestamp)
+        # timestamp_micros: reading .timestamp would build a Timestamp per element
+        micros = getattr(context, "timestamp_micros", None)
+        ts = _event_time(micros) if isinstance(micros, int) else _micros(context.timestamp)
         converted, stream = _prepare(self.settings, element)
         if isinstance(converted, Rejection):
             writer.reject(converted, context, ts, stream=stream)
