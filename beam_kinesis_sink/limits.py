@@ -216,10 +216,13 @@ def record_size(data: bytes, partition_key: str) -> int:
     return len(data) + len(partition_key.encode("utf-8"))
 
 
-def check_size(size: int, limits: Limits) -> Optional[Problem]:
+def check_size(size: int, limits: Limits, whose: str = "the limit") -> Optional[Problem]:
+    """``RecordTooLarge`` with a message naming ``whose`` limit, or None."""
     if size > limits.max_record_bytes:
         return (
             ErrorCode.RECORD_TOO_LARGE,
-            f"record is {size} bytes (data + partition key); the limit is {limits.max_record_bytes}",
+            f"record is {size} bytes (data + partition key); {whose} is {limits.max_record_bytes}: "
+            "make the element smaller, or raise the stream's record limit "
+            "(UpdateMaxRecordSize, up to 10 MiB)",
         )
     return None

@@ -206,9 +206,9 @@ class KinesisWriter:
 
     def _too_large(self, record: KinesisRecord, size: int, route: StreamRoute, context: Any,
                    element_timestamp_micros: Optional[int]) -> None:
-        code, message = check_size(size, route.limits) or ("", "")
-        source = " (read from the stream)" if self.options.record_limit_from_stream else ""
-        rejection = Rejection(code, f"{message}{source}", record.data, record.partition_key,
+        whose = "the stream's limit" if self.options.record_limit_from_stream else "the limit"
+        code, message = check_size(size, route.limits, whose) or ("", "")
+        rejection = Rejection(code, message, record.data, record.partition_key,
                               record.explicit_hash_key, None)
         self._outcomes.rejected(route.name, rejection, context, element_timestamp_micros)
 

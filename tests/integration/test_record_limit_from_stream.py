@@ -49,7 +49,8 @@ def test_kinesis_mock_stream_raised_with_update_max_record_size(kinesis_mock, tm
     assert sorted(r.partition_key for r in receipts) == ["r-0", "r-1", "r-2"]
     assert sorted((d.partition_key, d.error_code) for d in dead) == [
         ("p-0", ErrorCode.RECORD_TOO_LARGE), ("p-1", ErrorCode.RECORD_TOO_LARGE)]
-    assert "the limit is 1048576" in dead[0].error_message and "read from the stream" in dead[0].error_message
+    assert "the stream's limit is 1048576" in dead[0].error_message
+    assert "UpdateMaxRecordSize" in dead[0].error_message
     stored = {r["partition_key"]: len(r["data"])
               for rs in read_stream(kinesis_mock, raised).values() for r in rs}
     assert stored == {f"r-{i}": size for i, size in enumerate(sizes)}

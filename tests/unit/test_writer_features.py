@@ -286,5 +286,5 @@ def test_records_between_1_and_10_mib_go_to_a_raised_stream_and_not_to_others():
     assert sorted(c for _, c in written) == [("raised", i) for i in range(3)]
     assert sorted(c for _, c in dead) == [("plain", i) for i in range(3)]
     assert {d.error_code for d, _ in dead} == {ErrorCode.RECORD_TOO_LARGE}
-    assert "the limit is 1048576" in dead[0][0].error_message
+    assert "the stream's limit is 1048576" in dead[0][0].error_message
     assert len([c for c in fake.calls if len(c) == 3]) == 1  # 9 MiB in one request (10 MiB limit)
