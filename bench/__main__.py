@@ -35,8 +35,9 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-from bench import beam_runs, efficiency, memory, peers, report, saturation  # noqa: E402
-from bench.endpoint import start_loopback_endpoint  # noqa: E402
+from bench import beam_runs, efficiency, java_kinesisio, memory, peers, report, saturation  # noqa: E402
+from bench.endpoint import LoopbackEndpoint, start_loopback_endpoint  # noqa: E402
+from bench.java_kinesisio import JavaPeer  # noqa: E402
 from bench.kinesis_front import ThrottlingFront  # noqa: E402
 from bench.results import GOALS, Entry, at_most, entry, failed  # noqa: E402
 from bench.sizes import Sizes, sizes_for  # noqa: E402
@@ -79,7 +80,19 @@ class Run:
         log(f"    ({self.step_seconds[title]:.1f} s)")
 
 
-def measure_on_endpoint(run: Run, sizes: Sizes, log_dir: Path) -> None:
+def measure_java_overhead(endpoint: LoopbackEndpoint, sizes: Sizes, java: JavaPeer, log_dir: Path) -> None:
+    """The Java peer's own overhead ratio, kept in ``java.overhead`` for ``peers`` (not a key:
+    a peer that cannot run is skipped, not failed)."""
+    try:
+        endpoint.configure(latency_ms=0.0)
+        java.overhead = java_kinesisio.measure_overhead(java, endpoint, sizes.pipeline_records,
+                                                        sizes.pipeline_repeats, log_dir, log)
+    except java_kinesisio.PeerSkipped as why:
+        java.overhead = {"skipped": str(why)}
+        log(f"    {java_kinesisio.JAVA_PEER} overhead: skipped: {why}")
+
+
+def measure_on_endpoint(run: Run, sizes: Sizes, log_dir: Path, java: JavaPeer) -> None:
     try:
         endpoint = start_loopback_endpoint(4, log_dir=log_dir)
     except Exception as error:  # noqa: BLE001 - the other keys are still worth having
@@ -90,6 +103,10 @@ def measure_on_endpoint(run: Run, sizes: Sizes, log_dir: Path) -> None:
         run.step(f"pipelines, {sizes.pipeline_records:,} records × {sizes.pipeline_repeats} rounds",
                  ("overhead_ratio", "vs_bare_loop", "cpu_us_per_record", "latency_hiding_ratio"),
                  lambda: beam_runs.measure_pipelines(endpoint, sizes, log))
+        if java.classpath is not None and sizes.mode == "full":  # a JVM per round: over --quick's budget
+            run.step(f"Java KinesisIO overhead, {sizes.pipeline_records:,} records × "
+                     f"{sizes.pipeline_repeats} rounds", (),
+                     lambda: measure_java_overhead(endpoint, sizes, java, log_dir) or {})
         run.step(f"request efficiency, {sizes.efficiency_records:,} mixed-size records",
                  ("request_efficiency",),
                  lambda: efficiency.measure_request_efficiency(endpoint, sizes, log))
@@ -97,7 +114,8 @@ def measure_on_endpoint(run: Run, sizes: Sizes, log_dir: Path) -> None:
                  lambda: memory.measure_peak_rss(endpoint, sizes, log, log_dir))
 
 
-def measure_behind_front(run: Run, sizes: Sizes, unavailable: Dict[str, str], log_dir: Path) -> None:
+def measure_behind_front(run: Run, sizes: Sizes, unavailable: Dict[str, str], log_dir: Path,
+                         java: JavaPeer) -> None:
     try:
         front = ThrottlingFront(log)
     except Exception as error:  # noqa: BLE001 - the other keys are still worth having
@@ -117,8 +135,15 @@ def measure_behind_front(run: Run, sizes: Sizes, unavailable: Dict[str, str], lo
                  lambda: saturation.measure_adaptive(front, sizes, log))
         if figures:
             run.step(f"peers, {sizes.peer_records:,} records each", ("peers",),
-                     lambda: peers.measure_peers(front, sizes, figures, unavailable, log_dir, log))
+                     lambda: peers.measure_peers(front, sizes, figures, unavailable, log_dir, log, java,
+                                                 sink_overhead(run)))
         run.step("aggregation", ("aggregation",), lambda: saturation.measure_aggregation(front, sizes, log))
+
+
+def sink_overhead(run: Run) -> Optional[float]:
+    """The sink's ``overhead_ratio`` of this run, if measured."""
+    value = run.results.get("overhead_ratio", {}).get("value")
+    return value if isinstance(value, (int, float)) else None
 
 
 def since_process_start() -> float:
@@ -126,14 +151,17 @@ def since_process_start() -> float:
     return time.time() - psutil.Process().create_time()
 
 
-def run_info(run: Run, sizes: Sizes, venv_setup_s: float, started: datetime.datetime,
+def run_info(run: Run, sizes: Sizes, venv_setup_s: float, java_build_s: float, started: datetime.datetime,
              load_before: tuple) -> Entry:
-    """``bench_seconds``: this run's wall time, without the one-time creation of the peers' venvs."""
+    """``bench_seconds``: this run's wall time, without the one-time creation of the peers' venvs
+    and build of the Java peer."""
     total = since_process_start()
-    seconds = total - venv_setup_s
-    raw = {"value_is": "wall seconds of this run, less the one-time creation of the peers' venvs",
+    seconds = total - venv_setup_s - java_build_s
+    raw = {"value_is": "wall seconds of this run, less the one-time creation of the peers' venvs and "
+                       "build of the Java peer",
            "baseline_is": f"the time budget of a {sizes.mode} run", "wall_s": round(total, 1),
-           "venv_setup_s": round(venv_setup_s, 1), "steps_s": run.step_seconds,
+           "venv_setup_s": round(venv_setup_s, 1), "java_build_s": round(java_build_s, 1),
+           "steps_s": run.step_seconds,
            "mode": sizes.mode, "started": started.isoformat(timespec="seconds"),
            "load_average_before": [round(x, 2) for x in load_before],
            "load_average_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
@@ -166,9 +194,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     venv_start = time.monotonic()
     unavailable = peers.prepare_venvs(sizes, log_dir, log)
     venv_setup_s = time.monotonic() - venv_start
-    measure_on_endpoint(run, sizes, log_dir)
-    measure_behind_front(run, sizes, unavailable, log_dir)
-    run.results["bench_seconds"] = run_info(run, sizes, venv_setup_s, started, load_before)
+    log("  the Java peer's build ...")
+    java = java_kinesisio.prepare(sizes.create_peer_venvs, log_dir, log)
+    measure_on_endpoint(run, sizes, log_dir, java)
+    measure_behind_front(run, sizes, unavailable, log_dir, java)
+    run.results["bench_seconds"] = run_info(run, sizes, venv_setup_s, java.build_s, started, load_before)
     title = (f"python -m bench{'' if sizes.mode == 'full' else ' --' + sizes.mode}, "
              f"{started:%Y-%m-%d %H:%M}, load average {load_before[0]:.1f} → {os.getloadavg()[0]:.1f}")
     results = {key: run.results[key] for key in report.KEYS if key in run.results}

@@ -8,7 +8,11 @@ records, side by side: records/s, saturation, throttled attempts per record.
   the project and from each other), created by the bench on first use,
   driven by a small runner script (``bench/peer_runners/``) executed with
   that environment's Python;
-- Beam's Java KinesisIO: not assembled in this version.
+- Beam's Java KinesisIO (aws2 ``KinesisIO.write()``, Beam 2.62.0) on the
+  Java DirectRunner: a small Maven project in ``bench/java_peer/``, built
+  once into ``.cache/bench-java/`` and run as a ``java`` child process
+  (:mod:`bench.java_kinesisio`); with it, its own overhead ratio on the
+  fast loopback endpoint, next to the sink's ``overhead_ratio``.
 
 A peer that cannot run is listed as skipped, with the reason.
 """
@@ -24,7 +28,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from beam_kinesis_sink.testing.processes import die_with_parent
+from bench import java_kinesisio
 from bench.endpoint import REPO_ROOT
+from bench.java_kinesisio import JAVA_PEER, JavaPeer, PeerSkipped
 from bench.kinesis_front import ThrottlingFront
 from bench.results import Entry, entry
 from bench.saturation import measure_writer
@@ -34,16 +40,10 @@ VENVS_DIR = REPO_ROOT / ".cache" / "bench-venvs"
 RUNNERS_DIR = Path(__file__).resolve().parent / "peer_runners"
 #: written in a venv once its requirement installed
 MARKER = ".bench-installed"
-JAVA_PEER = "Beam Java KinesisIO"
-JAVA_SKIP_REASON = "not assembled in this version"
 _PIP_TIMEOUT_S = 600.0
 #: a peer's runner is stopped (and the peer listed as skipped) if it is slower than this
 _SLOWEST_RECORDS_PER_S = 400.0
 Log = Callable[[str], None]
-
-
-class PeerSkipped(Exception):
-    """The peer cannot run here; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -156,10 +156,41 @@ def prepare_venvs(sizes: Sizes, log_dir: Path, log: Log) -> Dict[str, str]:
     return reasons
 
 
+def measure_java_peer(front: ThrottlingFront, peer: JavaPeer, sizes: Sizes, log_dir: Path,
+                      log: Log) -> Dict[str, Any]:
+    """The Java peer behind the front; raises :class:`PeerSkipped` if it cannot run."""
+    if peer.classpath is None:
+        raise PeerSkipped(peer.skipped or "not built")
+    n = sizes.peer_records
+
+    def write(stream: str) -> Dict[str, Any]:
+        return java_kinesisio.write_behind_front(peer, front.endpoint_url, stream, n, log_dir)
+
+    return measure_writer(front, JAVA_PEER, n, write, log)
+
+
+def java_note(peer: Optional[JavaPeer], sink_overhead: Optional[float]) -> str:
+    """The Java peer's note: what runs, and its overhead ratio next to the sink's."""
+    note = java_kinesisio.NOTE
+    overhead = peer.overhead if peer is not None else {}
+    if "overhead_ratio" in overhead:
+        note += (f"; overhead ratio {overhead['overhead_ratio']:.3f} on the fast endpoint "
+                 f"({overhead['sink_records_per_s']:,.0f} ÷ {overhead['noop_records_per_s']:,.0f} records/s, "
+                 f"{overhead['records']:,} records)")
+        if sink_overhead is not None:
+            note += f", the sink's {sink_overhead:.3f}"
+    elif "skipped" in overhead:
+        note += f"; overhead not measured: {overhead['skipped']}"
+    return note
+
+
 def measure_peers(front: ThrottlingFront, sizes: Sizes, baseline: Dict[str, Any], unavailable: Dict[str, str],
-                  log_dir: Path, log: Log) -> Dict[str, Entry]:
+                  log_dir: Path, log: Log, java: Optional[JavaPeer] = None,
+                  sink_overhead: Optional[float] = None) -> Dict[str, Entry]:
     """``peers``: ``baseline`` holds the sink's and the naive loop's figures
-    (from ``saturation``, the same records and front)."""
+    (from ``saturation``, the same records and front); ``java`` the Java
+    peer's build (and its overhead on the fast endpoint, if measured),
+    ``sink_overhead`` the sink's ``overhead_ratio`` of the same run."""
     writers: Dict[str, Any] = {"beam-kinesis-sink (WriteToKinesis, DirectRunner)": baseline["sink"],
                                "naive boto3 loop": baseline["naive"]}
     for peer in VENV_PEERS:
@@ -171,7 +202,15 @@ def measure_peers(front: ThrottlingFront, sizes: Sizes, baseline: Dict[str, Any]
         except PeerSkipped as why:
             writers[peer.label] = {"skipped": str(why)}
             log(f"    {peer.label}: skipped: {why}")
-    writers[JAVA_PEER] = {"skipped": JAVA_SKIP_REASON}
+    if java is None:
+        java = JavaPeer(skipped="its build was not prepared (bench.java_kinesisio.prepare)")
+    try:
+        writers[JAVA_PEER] = {**measure_java_peer(front, java, sizes, log_dir, log),
+                              "note": java_note(java, sink_overhead)}
+    except PeerSkipped as why:
+        writers[JAVA_PEER] = {"skipped": str(why)}
+        if java.skipped is None:
+            log(f"    {JAVA_PEER}: skipped: {why}")
     ran = [w["saturation"] for name, w in writers.items()
            if "saturation" in w and not name.startswith("beam-")]
     best: Optional[float] = max(ran) if ran else None
@@ -179,4 +218,11 @@ def measure_peers(front: ThrottlingFront, sizes: Sizes, baseline: Dict[str, Any]
            "baseline_is": "the best saturation among the peers that ran",
            "records_sink_and_naive": sizes.saturation_records, "records_other_peers": sizes.peer_records,
            "writers": writers}
+    if "overhead_ratio" in java.overhead:
+        raw["overhead_ratios"] = {"beam-kinesis-sink": sink_overhead,
+                                  JAVA_PEER: java.overhead["overhead_ratio"],
+                                  "is": "records/s ending in the writer ÷ ending in a no-op, each in its own "
+                                        "runner's DirectRunner, the fast loopback endpoint, the same run"}
+    if java.overhead:
+        raw["java_overhead"] = java.overhead
     return {"peers": entry(baseline["sink"]["saturation"], best, raw)}

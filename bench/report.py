@@ -97,11 +97,24 @@ def _peer_notes(writer: Dict[str, Any]) -> List[str]:
     return notes
 
 
+def overhead_line(results: Dict[str, Entry]) -> str:
+    """The writers' overhead ratios on the fast loopback endpoint, if the Java peer's was measured."""
+    ratios = (results.get("peers") or {}).get("raw", {}).get("overhead_ratios") or {}
+    shown = [f"{name} {_number(value)}" for name, value in ratios.items() if name != "is"]
+    if not shown:
+        return ""
+    return ("Overhead ratio on the fast loopback endpoint (records/s ending in the writer ÷ ending in a "
+            "no-op, each on its own DirectRunner, this run): " + ", ".join(shown))
+
+
 def markdown(results: Dict[str, Entry], title: str) -> str:
     parts = [f"### {title}", "", key_table(results)]
     peers = peers_table(results)
     if peers:
         parts += ["", "Peers, against the same throttling front (4 shards × 1,000 records/s):", "", peers]
+    overhead = overhead_line(results)
+    if overhead:
+        parts += ["", overhead]
     return "\n".join(parts)
 
 

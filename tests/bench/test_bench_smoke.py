@@ -83,7 +83,6 @@ def test_each_peer_is_measured_or_skipped_with_its_reason(smoke: Path) -> None:
     writers = json.loads(smoke.read_text())["peers"]["raw"]["writers"]
     assert MEASURED_WRITERS <= set(writers)
     assert {"async-kinesis 3.0.1", "aiokpl 0.2.0", "Beam Java KinesisIO"} <= set(writers)
-    assert writers["Beam Java KinesisIO"] == {"skipped": "not assembled in this version"}
     for name, writer in writers.items():
         if "skipped" in writer:
             assert name not in MEASURED_WRITERS
