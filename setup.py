@@ -63,7 +63,7 @@ setup(
         ],
     },
     install_requires=[
-        "apache-beam>=2.60",
+        "apache-beam>=2.62",  # the lowest tested: make test-low
         "boto3>=1.34",
         "fastavro>=1.9",
     ],

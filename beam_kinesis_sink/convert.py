@@ -9,6 +9,7 @@ Unicode (it goes into a ``DeadLetter``, which is encoded as UTF-8).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -229,6 +230,34 @@ class Converted:
     size: int
 
 
+@functools.lru_cache(maxsize=64)
+def _has_record_schema(cls: type) -> bool:
+    """``cls`` is a NamedTuple with :class:`KinesisRecord`'s schema: the same
+    field names, in order, with the same types."""
+    return (
+        getattr(cls, "_fields", None) == KinesisRecord._fields
+        and getattr(cls, "__annotations__", None) == KinesisRecord.__annotations__
+    )
+
+
+def _record_of(element: Any) -> Optional[KinesisRecord]:
+    """``element`` as a :class:`KinesisRecord`, or None if it is not one.
+
+    A row of another class with KinesisRecord's schema counts as one: Beam
+    2.62 decodes a ``KinesisRecord`` that crossed its ``RowCoder``
+    (``beam.Create``, a shuffle) as a generated ``BeamSchema_<uuid>``
+    NamedTuple with the same fields and types (tests/unit/test_convert_rows.py).
+    """
+    if isinstance(element, KinesisRecord):
+        return element
+    try:
+        if isinstance(element, tuple) and _has_record_schema(type(element)):
+            return KinesisRecord(*element)
+    except Exception:  # a type that cannot be hashed or compared: not a record
+        pass
+    return None
+
+
 _NO_PARTITION_KEY = (
     "no partition_key was given and the element is not a KinesisRecord: pass "
     "partition_key=lambda e: ... (or the name of a field)"
@@ -247,9 +276,8 @@ class Converter:
     def _explicit_hash_key_of(self, element: Any) -> Any:
         if self.explicit_hash_key is not None:
             return self.explicit_hash_key(element)
-        if isinstance(element, KinesisRecord):
-            return element.explicit_hash_key
-        return None
+        record = _record_of(element)
+        return record.explicit_hash_key if record is not None else None
 
     def convert(self, element: Any) -> Union[Converted, Rejection]:
         """A :class:`Converted` record, or a :class:`Rejection`; never raises
@@ -268,15 +296,16 @@ class Converter:
 
         data: Optional[bytes]
         raw_key: Any
-        if isinstance(element, KinesisRecord) and self.partition_key is None and self.serializer is None:
-            data, raw_key = element.data, element.partition_key
+        record = _record_of(element)
+        if record is not None and self.partition_key is None and self.serializer is None:
+            data, raw_key = record.data, record.partition_key
             if not isinstance(data, (bytes, bytearray)):
                 key, _ = normalize_partition_key(raw_key)
                 return reject(ErrorCode.SERIALIZATION_ERROR,
                               f"KinesisRecord.data must be bytes, got {type(data).__name__}", key=key)
             data = bytes(data)
         else:
-            source = element.data if isinstance(element, KinesisRecord) else element
+            source = record.data if record is not None else element
             try:
                 data = (self.serializer or default_serializer)(source)
                 if isinstance(data, (bytes, bytearray, memoryview)) and type(data) is not bytes:
@@ -285,11 +314,11 @@ class Converter:
                     raise TypeError(f"serializer returned {type(data).__name__}, not bytes")
             except Exception as exc:
                 return reject(ErrorCode.SERIALIZATION_ERROR, f"serializer failed: {_describe(exc)}")
-            if self.partition_key is None and not isinstance(element, KinesisRecord):
+            if self.partition_key is None and record is None:
                 return reject(ErrorCode.INVALID_PARTITION_KEY, _NO_PARTITION_KEY, data)
             try:
                 raw_key = (self.partition_key(element) if self.partition_key is not None
-                           else element.partition_key)
+                           else record.partition_key)
             except Exception as exc:
                 return reject(ErrorCode.INVALID_PARTITION_KEY,
                               _key_failure("partition_key", self.partition_key, exc), data)

@@ -25,6 +25,7 @@ error, no file matches, or no file could be read at all; 1 the pipeline failed.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from dataclasses import dataclass
@@ -325,4 +326,8 @@ def _summary(files: Sequence[str], finished: launch.Finished, dead_letter_dir: s
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m`: run the module under its importable name, so that its
+    # DoFns are pickled as <package>.migrate.X, which the SDK workers import, not as
+    # __main__.X, which they cannot (dill, Beam 2.62's default pickler, pickles
+    # classes by name; cloudpickle, 2.77's, copies __main__'s).
+    sys.exit(importlib.import_module(__spec__.name).main())

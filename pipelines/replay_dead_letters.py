@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import sys
 from typing import Any, Iterable, Optional, Sequence
 
@@ -296,4 +297,8 @@ def _summary(finished: launch.Finished, dead_letter_dir: str, unread_files: int)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m`: run the module under its importable name, so that its
+    # DoFns are pickled as <package>.replay_dead_letters.X, which the SDK workers import, not as
+    # __main__.X, which they cannot (dill, Beam 2.62's default pickler, pickles
+    # classes by name; cloudpickle, 2.77's, copies __main__'s).
+    sys.exit(importlib.import_module(__spec__.name).main())

@@ -6,6 +6,11 @@ The cluster comes from ``tools/flink_cluster``; its install is cached in
 of the test's time). If installing or starting fails, every test that uses
 ``flink_cluster`` ERRORS with the reason; nothing is skipped.
 
+They run on the matched pair: the Python SDK that submits and runs the SDK
+workers is apache-beam 2.62.0, the job server's version (``make test-flink``
+runs them with ``.venv-beam-2.62``); a session on another apache-beam fails
+at once (``FLINK_ALLOW_SKEW=1`` runs it anyway, unsupported).
+
 To iterate quickly, start a cluster once and attach to it::
 
     python -m tools.flink_cluster start --detach
@@ -22,6 +27,7 @@ from typing import Iterator
 import pytest
 
 from tools.flink_cluster import FlinkCluster, FlinkSetupError
+from tools.flink_cluster.config import BEAM_JAVA_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,9 +40,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+def _check_matched_pair() -> None:
+    """The job submission and the SDK workers (the worker pool runs this
+    interpreter) must be the job server's Beam: Beam supports no other pairing.
+    ``FLINK_ALLOW_SKEW=1`` runs them anyway (a skewed pair, unsupported)."""
+    from importlib.metadata import version
+
+    sdk = version("apache-beam")
+    if sdk != BEAM_JAVA_VERSION and not os.environ.get("FLINK_ALLOW_SKEW"):
+        pytest.fail(
+            f"tests/flink run the Python SDK {sdk} against the Beam {BEAM_JAVA_VERSION} job server: "
+            f"run them with the apache-beam {BEAM_JAVA_VERSION} venv (`make test-flink`), "
+            "or set FLINK_ALLOW_SKEW=1 for an unsupported skewed pair",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="session")
 def flink_cluster() -> Iterator[FlinkCluster]:
     """A running cluster; ``.pipeline_options()`` gives PortableRunner options for it."""
+    _check_matched_pair()
     if os.environ.get("FLINK_CLUSTER_ATTACH"):
         try:
             yield FlinkCluster.attach()

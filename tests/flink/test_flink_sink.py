@@ -44,7 +44,8 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 from apache_beam.transforms import window
-from apache_beam.transforms.periodicsequence import PeriodicImpulse, RebaseMode
+from apache_beam.transforms.periodicsequence import PeriodicImpulse
+from apache_beam.typehints.schemas import named_tuple_to_schema
 from apache_beam.utils.timestamp import Timestamp
 
 from beam_kinesis_sink import ClientConfig, DeadLetter, ErrorCode, WriteReceipt, WriteToKinesis
@@ -142,10 +143,46 @@ def with_pid(element: Any) -> Tuple[Any, int]:
     return element, os.getpid()
 
 
+def periodic_impulse(start: float, stop: float, interval: float) -> PeriodicImpulse:
+    """``PeriodicImpulse`` from ``start`` to ``stop``, rebased to when the job
+    starts where Beam can (``RebaseMode``, which apache-beam 2.62, the job
+    server's version, does not have yet): there the firings due before the job
+    started come out at once when it does, and the job runs until ``stop``."""
+    try:
+        from apache_beam.transforms.periodicsequence import RebaseMode
+    except ImportError:
+        return PeriodicImpulse(start_timestamp=start, stop_timestamp=stop, fire_interval=interval)
+    return PeriodicImpulse(
+        start_timestamp=start, stop_timestamp=stop, fire_interval=interval, rebase=RebaseMode.REBASE_ALL
+    )
+
+
 def event_of(timestamp: Any) -> Dict[str, Any]:
     """A PeriodicImpulse firing as a record: unique ``t``, 13 partition keys."""
     micros = Timestamp.of(timestamp).micros  # a Timestamp, or float seconds
     return {"user": f"u{(micros // int(FIRE_INTERVAL * 1e6)) % 13}", "t": micros}
+
+
+#: Beam 2.62's RowCoder decodes every row as a NamedTuple of a class it generates
+#: from the schema (``named_tuple_from_schema`` never looks up the registered
+#: type), so the sink's outputs come out of a runner shuffle as ``BeamSchema_<id>``
+#: rows with their fields; 2.77 gives back DeadLetter and WriteReceipt themselves.
+BEAM_REGENERATES_ROW_TYPES = tuple(int(part) for part in beam.__version__.split(".")[:2]) < (2, 77)
+
+
+def is_row_of(value: Any, cls: type) -> bool:
+    """``value`` is a ``cls``, or (where Beam regenerates row types) a row of a
+    generated class with ``cls``'s Beam schema: its field names and types."""
+    if isinstance(value, cls):
+        return True
+    row_type = type(value)
+    if not (BEAM_REGENERATES_ROW_TYPES and row_type.__name__.startswith("BeamSchema_")):
+        return False
+
+    def fields(t: type) -> list:
+        return [(f.name, f.type.SerializeToString()) for f in named_tuple_to_schema(t).fields]
+
+    return fields(row_type) == fields(cls)
 
 
 # ---------------------------------------------------------------- Flink REST
@@ -316,7 +353,8 @@ def test_batch_10k_records_dead_letters_receipts_metrics(
     assert metrics["bytes_written"] == sum(len(r["data"]) + len(r["partition_key"]) for r in stored)
     assert metrics["dead_letters"] == len(BAD)
     for code in ErrorCode.PRE_REQUEST:
-        assert metrics[f"dead_letters_{code}"] == sum(1 for _, c in BAD if c == code), code
+        # a code no element had (StreamSelectionError: one stream here) was never counted
+        assert metrics.get(f"dead_letters_{code}", 0) == sum(1 for _, c in BAD if c == code), code
     assert metrics["put_records_calls"] >= SHARDS
     dists = run.metrics().query(MetricsFilter().with_namespace(NAMESPACE).with_name("batch_size_records"))
     batch_sizes = [d.committed if d.committed is not None else d.attempted for d in dists["distributions"]]
@@ -351,12 +389,7 @@ def test_streaming_records_arrive_while_running_then_cancel(
     pipeline = beam.Pipeline(options=options)
     _ = (
         pipeline
-        | PeriodicImpulse(
-            start_timestamp=now,
-            stop_timestamp=now + STREAM_MAX_SECONDS,
-            fire_interval=FIRE_INTERVAL,
-            rebase=RebaseMode.REBASE_ALL,  # the clock starts when the job does
-        )
+        | periodic_impulse(now, now + STREAM_MAX_SECONDS, FIRE_INTERVAL)
         | beam.Map(event_of)
         | beam.Reshuffle()
         | WriteToKinesis(
@@ -476,4 +509,5 @@ def test_receipts_and_dead_letters_cross_a_runner_shuffle(flink_cluster, kinesal
     assert len(receipts) == len(good) == len(stored)
     letters = [d for d, _, _ in collected(str(tmp_path / "dead"))]
     assert sorted(d.error_code for d in letters) == sorted(code for _, code in BAD)
-    assert all(isinstance(d, DeadLetter) and d.attempts == 0 for d in letters)
+    assert all(is_row_of(d, DeadLetter) and d.attempts == 0 for d in letters)
+    assert all(is_row_of(w, WriteReceipt) for w in receipts)

@@ -22,11 +22,10 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms import window
-from apache_beam.transforms.periodicsequence import PeriodicImpulse, RebaseMode
 
 from beam_kinesis_sink import WriteToKinesis
 from beam_kinesis_sink.testing.readback import read_all
-from tests.flink.test_flink_sink import FIRE_INTERVAL, client_config, event_of
+from tests.flink.test_flink_sink import FIRE_INTERVAL, client_config, event_of, periodic_impulse
 from tests.integration.helpers import collect, collected
 
 RUN_SECONDS = 8
@@ -42,8 +41,7 @@ def _run(flink_cluster, kinesalite, stream: str, batching: str, outcome: str, ou
     with beam.Pipeline(options=options) as pipeline:
         result = (
             pipeline
-            | PeriodicImpulse(start_timestamp=now, stop_timestamp=now + RUN_SECONDS,
-                              fire_interval=FIRE_INTERVAL, rebase=RebaseMode.REBASE_ALL)
+            | periodic_impulse(now, now + RUN_SECONDS, FIRE_INTERVAL)
             | beam.Map(event_of)
             | beam.WindowInto(window.FixedWindows(WINDOW_SECONDS))
             | WriteToKinesis(stream, partition_key="user", client_config=client_config(kinesalite),

@@ -16,8 +16,8 @@ from beam_kinesis_sink.testing.processes import LOOPBACK
 # org.apache.beam:beam-runners-flink-1.19 only in 2.62.0 and 2.70.0; 2.70.0
 # needs beam-runners-java-job-service:2.70.0, which is not served (it stops
 # at 2.65.0).  So 2.62.0 is the newest Beam whose Flink runner resolves whole.
-# Python apache-beam 2.62.0 matches it exactly; 2.77.0 also passed every test
-# here (batch, streaming, state, timers, side inputs, metrics).
+# The tests submit, and the worker pool runs, Python apache-beam 2.62.0 to match
+# it (`make test-flink`, .venv-beam-2.62; tests/flink/conftest.py checks it).
 BEAM_JAVA_VERSION = os.environ.get("FLINK_BEAM_JAVA_VERSION", "2.62.0")
 FLINK_MINOR = os.environ.get("FLINK_MINOR_VERSION", "1.19")
 FLINK_VERSION = os.environ.get("FLINK_VERSION", "1.19.3")

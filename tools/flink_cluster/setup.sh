@@ -4,9 +4,9 @@
 # Beam's Flink job server into .cache/flink/ (from PyPI and Maven Central).
 # Idempotent; a cached second run downloads nothing.
 #
-#   tools/flink_cluster/setup.sh      # uses $PYTHON, else .venv/bin/python
+#   tools/flink_cluster/setup.sh      # uses $PYTHON, else .venv-beam-2.62/bin/python
 #
-# The Python must have this project installed (`make install`): the cluster
+# The Python must have this project installed (`make install-low`): the cluster
 # tooling imports beam_kinesis_sink.testing.processes.
 set -euo pipefail
 
@@ -26,9 +26,9 @@ if ((${#need_apt[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
-python="${PYTHON:-$root/.venv/bin/python}"
+python="${PYTHON:-$root/.venv-beam-2.62/bin/python}"
 if [[ ! -x "$python" ]] && ! command -v "$python" >/dev/null 2>&1; then
-    echo "setup.sh: no $python; run \`make install\` first or set PYTHON" >&2
+    echo "setup.sh: no $python; run \`make install-low\` first or set PYTHON" >&2
     exit 1
 fi
 cd "$root"
