@@ -61,7 +61,22 @@ class Item:
         return [self] if self.members is None else self.members
 
 
-class Batch:
+class _Keyed:
+    """A queue or a batch: its ``key`` names its stream and shard."""
+
+    __slots__ = ()
+    key: QueueKey
+
+    @property
+    def stream(self) -> str:
+        return self.key[0]
+
+    @property
+    def shard_id(self) -> str:
+        return self.key[1]
+
+
+class Batch(_Keyed):
     """The records of one PutRecords request, all of one shard of one stream."""
 
     __slots__ = ("key", "items", "nbytes", "split")
@@ -73,16 +88,9 @@ class Batch:
         #: a part of a batch the service refused for its content
         self.split = split
 
-    @property
-    def stream(self) -> str:
-        return self.key[0]
-
-    @property
-    def shard_id(self) -> str:
-        return self.key[1]
 
 
-class ShardQueue:
+class ShardQueue(_Keyed):
     """The records of one shard, in input order; retries go back to the head."""
 
     __slots__ = ("key", "_items", "_splits", "_nbytes", "in_flight", "ready_at")
@@ -102,13 +110,6 @@ class ShardQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    @property
-    def stream(self) -> str:
-        return self.key[0]
-
-    @property
-    def shard_id(self) -> str:
-        return self.key[1]
 
     def could_fill(self, max_records: int, max_bytes: int) -> bool:
         """Whether the queued records could fill a request of these limits."""

@@ -12,21 +12,10 @@ measures that separately).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
 import time
 from collections import Counter
-from pathlib import Path
-from typing import Iterator, Tuple
 
-
-def records(n: int, run: str) -> Iterator[Tuple[bytes, str]]:
-    """The bench's own records (bench/workload.py is standard library only)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from bench.workload import small_records
-
-    return small_records(n, run)
+from runner_cli import main, records
 
 
 async def write(args: argparse.Namespace) -> dict:
@@ -48,14 +37,5 @@ async def write(args: argparse.Namespace) -> dict:
             "attempts": sum(len(r.attempts) for r in results)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    for name in ("--endpoint", "--stream", "--out"):
-        parser.add_argument(name, required=True)
-    parser.add_argument("--records", type=int, required=True)
-    args = parser.parse_args()
-    Path(args.out).write_text(json.dumps(asyncio.run(write(args))))
-
-
 if __name__ == "__main__":
-    main()
+    main(write)

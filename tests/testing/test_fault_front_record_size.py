@@ -23,6 +23,7 @@ from beam_kinesis_sink.testing.fault_front.cli import config_of, parse_args
 from beam_kinesis_sink.testing.local_servers import LocalKinesis, wait_active
 from beam_kinesis_sink.testing.readback import read_all_flat, shard_for, shard_ranges
 from tests.conftest import unique_stream
+from tests.testing.test_fault_front import _error
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +35,6 @@ RAISED_KIB = 10240
 def _record(size: int, key: str, fill: bytes = b"x", **extra: Any) -> dict[str, Any]:
     """A record of exactly ``size`` bytes, data + partition key."""
     return {"Data": fill * (size - len(key.encode())), "PartitionKey": key, **extra}
-
-
-def _error(excinfo: pytest.ExceptionInfo[botocore.exceptions.ClientError]) -> tuple[str, int, str]:
-    error = excinfo.value.response
-    return (
-        error["Error"]["Code"],
-        error["ResponseMetadata"]["HTTPStatusCode"],
-        error["Error"].get("Message", ""),
-    )
 
 
 def _summary(client: Any, **stream: str) -> dict[str, Any]:
