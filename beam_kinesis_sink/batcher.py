@@ -131,6 +131,10 @@ class Batcher:
             return Decision(None, queue.ready_at)
         budget_records, budget_bytes = self.limiter.budget(queue.key)
         max_units = limits.max_records_per_request
+        if self.ordered and self.aggregation is not None:
+            # One aggregate per request: it succeeds or fails whole, so a
+            # key's records in it keep their order; two could fail apart.
+            max_units = 1
         if budget_records is not None:
             max_units = max(1, min(max_units, budget_records))
         max_bytes = limits.max_request_bytes if budget_bytes is None else min(limits.max_request_bytes,
