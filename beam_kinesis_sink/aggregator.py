@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Iterable, List, Optional, Tuple
 
 from beam_kinesis_sink.aggregation import DEFAULT_AGGREGATE_BYTES, AggregateBuilder
-from beam_kinesis_sink.limits import Limits
+from beam_kinesis_sink.limits import Limits, record_size
 from beam_kinesis_sink.records import KinesisRecord
 from beam_kinesis_sink.shard_buffers import Item
 from beam_kinesis_sink.sharding import ShardMap
@@ -37,17 +37,13 @@ class AggregationOptions:
             raise ValueError(f"max_aggregate_bytes must be >= 1024, got {self.max_aggregate_bytes}")
 
 
-def _key_bytes(partition_key: str) -> int:
-    return len(partition_key) if partition_key.isascii() else len(partition_key.encode("utf-8"))
-
-
 class _Open:
     """The aggregate being filled."""
 
     def __init__(self, first: Item) -> None:
         self.builder = AggregateBuilder()
         self.members: List[Item] = []
-        self.key_bytes = _key_bytes(first.record.partition_key)
+        self.key_bytes = record_size(b"", first.record.partition_key)
 
     def size_with(self, item: Item) -> int:
         r = item.record

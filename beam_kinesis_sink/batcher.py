@@ -17,6 +17,7 @@ limits and the limiter's budget. Taking a batch takes its tokens.
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Callable, Iterable, Iterator, List, NamedTuple, Optional
 
 from beam_kinesis_sink.aggregator import AggregationOptions, pack
@@ -154,7 +155,7 @@ class Batcher:
         start = self._shard_start(queue.stream, queue.shard_id)
         if self.aggregation is not None and start is not None:
             return pack(candidates, start, limits, self.aggregation, max_units, max_bytes)
-        chosen = list(_first(candidates, max_units))
+        chosen = list(islice(candidates, max_units))
         count, _ = take_prefix((item.size for item in chosen), limits, max_records=max_units,
                                max_bytes=max_bytes)
         return chosen[:count], chosen[:count]
@@ -177,10 +178,3 @@ class Batcher:
     def _take_tokens(self, batch: Batch) -> Decision:
         self.limiter.acquire(batch.key, len(batch.items), batch.nbytes)
         return Decision(batch, None)
-
-
-def _first(items: Iterable[Item], count: int) -> Iterator[Item]:
-    for n, item in enumerate(items):
-        if n >= count:
-            return
-        yield item

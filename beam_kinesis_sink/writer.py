@@ -207,7 +207,9 @@ class KinesisWriter:
     def _too_large(self, record: KinesisRecord, size: int, route: StreamRoute, context: Any,
                    element_timestamp_micros: Optional[int]) -> None:
         whose = "the stream's limit" if self.options.record_limit_from_stream else "the limit"
-        code, message = check_size(size, route.limits, whose) or ("", "")
+        problem = check_size(size, route.limits, whose)
+        assert problem is not None, "called for a record over the limit"
+        code, message = problem
         rejection = Rejection(code, message, record.data, record.partition_key,
                               record.explicit_hash_key, None)
         self._outcomes.rejected(route.name, rejection, context, element_timestamp_micros)
