@@ -23,7 +23,9 @@ WORKER_STAMP := $(VENV_WORKER)/.installed
 # Beam's Go module. The checksum database has no entry for that module
 # (sum.golang.org answers 404), hence GONOSUMDB for it alone.
 BEAM_BOOT_VERSION := 2.62.0
-BEAM_BOOT_DIR := .cache/beam-boot/$(BEAM_BOOT_VERSION)
+# Downloads and builds kept between runs and clones (beam_kinesis_sink/testing/user_cache.py)
+USER_CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/beam-kinesis-sink
+BEAM_BOOT_DIR := $(USER_CACHE)/beam-boot/$(BEAM_BOOT_VERSION)
 BEAM_BOOT := $(BEAM_BOOT_DIR)/boot
 NPM_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
@@ -33,7 +35,7 @@ PYTEST_ARGS ?=
 LOW_SELECT ?= -k "not test_fault_matrix_loses_nothing or 0.1-0.05"
 FLINK_ENV := BEAM_SDK_BOOT=$(abspath $(BEAM_BOOT)) BEAM_WORKER_VENV=$(abspath $(VENV_WORKER))
 
-.PHONY: install install-low demo test test-main test-unit test-integration test-pipelines test-low \
+.PHONY: install install-low demo test lane-main lane-rest test-main test-unit test-integration test-pipelines test-low \
 	test-flink test-boto3-codec flink-install beam-boot lint bench clean
 
 $(PIP_STAMP): setup.py beam_kinesis_sink/_version.py pyproject.toml requirements/constraints.txt
@@ -109,11 +111,25 @@ test-low: install-low
 test-flink: install-low flink-install $(WORKER_STAMP) $(BEAM_BOOT)
 	$(FLINK_ENV) $(PY_LOW) -m pytest tests/flink $(PYTEST_ARGS)
 
-test: install install-low flink-install $(WORKER_STAMP) $(BEAM_BOOT) lint
+# Everything, on 2 cores: the installs side by side, lint, then two lanes side
+# by side (each lane's output is shown when it ends):
+#   lane-main  the suite on apache-beam 2.77.0
+#   lane-rest  Flink on the matched pair, then unit + integration on 2.62.0,
+#              then the plain boto3 codec
+test:
+	$(MAKE) --no-print-directory -j3 --output-sync=target install install-low flink-install \
+		$(WORKER_STAMP) $(BEAM_BOOT)
+	$(MAKE) --no-print-directory lint
+	@echo "make test: two lanes side by side; each lane's output is shown when it ends"
+	$(MAKE) --no-print-directory -j2 --output-sync=target lane-main lane-rest
+
+lane-main: install
 	$(PY) -m pytest tests --ignore=tests/flink $(PYTEST_ARGS)
-	$(PY) -m pytest $(CODEC_FILES) --request-codec=boto3 $(PYTEST_ARGS)
-	$(PY_LOW) -m pytest tests/unit tests/integration $(LOW_SELECT) $(PYTEST_ARGS)
+
+lane-rest: install install-low flink-install $(WORKER_STAMP) $(BEAM_BOOT)
 	$(FLINK_ENV) $(PY_LOW) -m pytest tests/flink $(PYTEST_ARGS)
+	$(PY_LOW) -m pytest tests/unit tests/integration $(LOW_SELECT) $(PYTEST_ARGS)
+	$(PY) -m pytest $(CODEC_FILES) --request-codec=boto3 $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m bench

@@ -29,6 +29,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from beam_kinesis_sink.testing.user_cache import user_cache_dir
+
 NODE_MODULES_ENV = "BEAM_KINESIS_SINK_NODE_MODULES"
 #: the npm packages of the servers, pinned as in the repository's package.json
 NPM_PACKAGES = {"kinesalite": "3.3.3", "kinesis-local": "0.6.2"}
@@ -57,8 +59,7 @@ def checkout_root() -> Optional[Path]:
 
 def cache_dir() -> Path:
     """Where the user cache keeps installed npm packages."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "beam-kinesis-sink" / "npm"
+    return user_cache_dir("npm")
 
 
 def _pins() -> str:

@@ -2,7 +2,7 @@
 Python SDK worker pool, each its own process) for the tests in this folder.
 
 The cluster comes from ``tools/flink_cluster``; its install is cached in
-``.cache/flink/`` (run ``make flink-install`` first to keep the download out
+the user cache, ``~/.cache/beam-kinesis-sink/flink/`` (run ``make flink-install`` first to keep the download out
 of the test's time). If installing or starting fails, every test that uses
 ``flink_cluster`` ERRORS with the reason; nothing is skipped.
 
@@ -40,7 +40,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-def _check_matched_pair() -> None:
+def check_matched_pair() -> None:
     """The job submission and the SDK workers (the worker pool runs this
     interpreter) must be the job server's Beam: Beam supports no other pairing.
     ``FLINK_ALLOW_SKEW=1`` runs them anyway (a skewed pair, unsupported)."""
@@ -59,7 +59,7 @@ def _check_matched_pair() -> None:
 @pytest.fixture(scope="session")
 def flink_cluster() -> Iterator[FlinkCluster]:
     """A running cluster; ``.pipeline_options()`` gives PortableRunner options for it."""
-    _check_matched_pair()
+    check_matched_pair()
     if os.environ.get("FLINK_CLUSTER_ATTACH"):
         try:
             yield FlinkCluster.attach()

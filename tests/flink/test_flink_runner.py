@@ -38,13 +38,14 @@ from typing import Any, Callable, Dict, List
 import pytest
 
 from beam_kinesis_sink.testing.readback import read_all
+from beam_kinesis_sink.testing.user_cache import user_cache_dir
 from tools.flink_cluster import ensure_installed
 
 pytestmark = pytest.mark.timeout(600)
 
 REPO = Path(__file__).resolve().parents[2]
 #: Beam's Python SDK boot, built by `make` (see the Makefile's BEAM_BOOT)
-BOOT = Path(os.environ.get("BEAM_SDK_BOOT", REPO / ".cache" / "beam-boot" / "2.62.0" / "boot"))
+BOOT = Path(os.environ.get("BEAM_SDK_BOOT") or user_cache_dir("beam-boot", "2.62.0", "boot"))
 #: the "SDK image": apache-beam 2.62.0 and the sink's dependencies, not the sink (make $(VENV_WORKER))
 WORKER_BASE = Path(os.environ.get("BEAM_WORKER_VENV", REPO / ".venv-beam-2.62-worker"))
 RECORDS = 2_000

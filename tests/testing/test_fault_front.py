@@ -473,7 +473,9 @@ def test_concurrent_clients_all_faults_books_balance(kinesalite: LocalKinesis, n
         http_503_rate=0.05,
         drop_connection_rate=0.05,
         fail_after_forward_fraction=0.5,
-        shard_records_per_second=300,
+        # 1,000 records per shard at 30/s: throttled unless it took over 30 s
+        # (at 300/s a loaded machine once sent them slowly enough to pass)
+        shard_records_per_second=30,
     )
     told_ok = 0
     lock = threading.Lock()
@@ -501,7 +503,7 @@ def test_concurrent_clients_all_faults_books_balance(kinesalite: LocalKinesis, n
     assert stats.http_500_injected + stats.http_503_injected + stats.connections_dropped > 0
     written = len(read_all_flat(kinesalite.client(), stream))
     assert written == stats.records_accepted == told_ok + stats.records_written_but_failed
-    assert max(front.peak_rates(1.0).values()) <= 600  # 300 burst + 300/s
+    assert max(front.peak_rates(1.0).values()) <= 60  # 30 burst + 30/s
 
 
 # -- as its own process ------------------------------------------------------------------

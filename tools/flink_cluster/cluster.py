@@ -28,6 +28,7 @@ from tools.flink_cluster.config import (
     LOGS_DIR,
     RUNS_DIR,
     STATE_FILE,
+    ConfValue,
     FlinkSetupError,
     flink_conf,
     log,
@@ -65,6 +66,8 @@ class FlinkCluster:
     worker_pythonpath: List[str] = field(default_factory=list)
     startup_timeout: float = 180.0
     run_name: Optional[str] = None
+    #: entries of Flink's config.yaml over the defaults of ``config.flink_conf``
+    conf_overrides: Dict[str, ConfValue] = field(default_factory=dict)
     # SIGTERM each process when the Python that started it dies, even by SIGKILL
     # (Linux only); off for `start --detach`.
     die_with_parent: bool = True
@@ -79,6 +82,8 @@ class FlinkCluster:
     run_dir: Optional[Path] = field(default=None, init=False)
     log_dir: Optional[Path] = field(default=None, init=False)
     _procs: List[roles.Spawned] = field(default_factory=list, init=False, repr=False)
+    _conf_dir: Optional[Path] = field(default=None, init=False, repr=False)
+    _taskmanagers_started: int = field(default=0, init=False, repr=False)
     _attached_pids: Dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _atexit: bool = field(default=False, init=False, repr=False)
 
@@ -172,6 +177,10 @@ class FlinkCluster:
         ``taskmanager-<i>``, ``jobserver``, ``worker-pool``)."""
         return {p.name: p.popen.pid for p in self._procs} if self._procs else dict(self._attached_pids)
 
+    def running(self) -> List[str]:
+        """The roles whose processes are alive."""
+        return [p.name for p in self._procs if p.alive()]
+
     def dead(self) -> List[roles.Spawned]:
         """The started processes that have exited."""
         return [p for p in self._procs if not p.alive()]
@@ -226,7 +235,8 @@ class FlinkCluster:
             network_memory=self.network_memory,
             tmp=mkdir(self.run_dir / "tmp"),
         )
-        write_conf_dir(conf_dir, conf)
+        write_conf_dir(conf_dir, {**conf, **self.conf_overrides})
+        self._conf_dir = conf_dir
         return conf_dir
 
     def _start_flink(self, inst: Installation, conf_dir: Path) -> None:
@@ -234,6 +244,7 @@ class FlinkCluster:
         self._spawn("jobmanager", roles.jobmanager_command(inst, conf_dir, self.log_dir))
         for name, cmd in roles.taskmanager_commands(inst, conf_dir, self.log_dir, self.taskmanagers).items():
             self._spawn(name, cmd)
+        self._taskmanagers_started = self.taskmanagers
 
     def _start_jobserver(self, inst: Installation, conf_dir: Path) -> None:
         assert self.run_dir is not None
@@ -252,8 +263,11 @@ class FlinkCluster:
         self._spawn("jobserver", cmd)
 
     def _start_worker_pool(self) -> None:
-        assert self.run_dir is not None
         self.worker_pool_port = free_port(HOST)
+        self._spawn_worker_pool()
+
+    def _spawn_worker_pool(self) -> None:
+        assert self.run_dir is not None
         python = self.worker_python or sys.executable
         env = roles.worker_env(python, self.run_dir, self.worker_pythonpath)
         self._spawn("worker-pool", roles.worker_pool_command(python, self.worker_pool_port), env=env)
@@ -312,6 +326,38 @@ class FlinkCluster:
                 f"{p.name} exited with code {p.popen.returncode} during startup; "
                 f"last lines of {p.log}:\n{p.tail()}"
             )
+
+    # ---- faults ----------------------------------------------------------
+    def kill(self, name: str) -> int:
+        """SIGKILL the process group of role ``name`` (a TaskManager: the JVM;
+        the worker pool: it and the SDK workers it started), reap it and forget
+        it; its pid."""
+        running = [p for p in self._procs if p.name == name and p.alive()]
+        if not running:
+            raise FlinkSetupError(f"no running {name!r} in this cluster: {sorted(self.pids())}")
+        stop_groups([running[0].popen])
+        # gone on purpose: not a process that died (see _check_alive)
+        self._procs.remove(running[0])
+        return running[0].popen.pid
+
+    def start_taskmanager(self) -> str:
+        """Start one more TaskManager (as after losing one); its role name."""
+        assert self._conf_dir is not None and self.log_dir is not None, "start() first"
+        index = self._taskmanagers_started
+        self._taskmanagers_started += 1
+        name = f"taskmanager-{index}"
+        inst = ensure_installed(verbose=False)
+        commands = roles.taskmanager_commands(inst, self._conf_dir, self.log_dir, index + 1)
+        self._spawn(name, commands[name])
+        return name
+
+    def restart_worker_pool(self) -> None:
+        """Start the worker pool again on its port (after it was killed)."""
+        if any(p.name == "worker-pool" and p.alive() for p in self._procs):
+            raise FlinkSetupError("the worker pool is still running")
+        assert self.worker_pool_port, "start() with worker_pool=True first"
+        self._spawn_worker_pool()
+        self._wait_port("worker-pool", self.worker_pool_port, time.monotonic() + self.startup_timeout)
 
     def stop(self) -> None:
         """Stop every process this object started (their whole process groups)."""

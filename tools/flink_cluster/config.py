@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, Union
 
 from beam_kinesis_sink.testing.processes import LOOPBACK
+from beam_kinesis_sink.testing.user_cache import user_cache_dir
 
 # Versions.  Beam recommends a job server of the same version as the Python
 # SDK.  Maven Central serves no beam-runners-flink-*-job-server at all, and
@@ -24,9 +25,13 @@ FLINK_VERSION = os.environ.get("FLINK_VERSION", "1.19.3")
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CACHE_DIR = Path(os.environ.get("FLINK_CACHE_DIR", REPO_ROOT / ".cache" / "flink"))
-RUNS_DIR = CACHE_DIR / "run"  # one private dir per run, removed by stop()
-LOGS_DIR = CACHE_DIR / "logs"  # one dir per run, the last KEEP_LOG_RUNS kept
+#: the downloads (Flink, the job server and its Maven repository), kept in the
+#: user cache: once per machine, not once per clone
+CACHE_DIR = Path(os.environ.get("FLINK_CACHE_DIR") or user_cache_dir("flink"))
+#: this checkout's runs: their configuration, scratch space and logs
+STATE_DIR = REPO_ROOT / ".cache" / "flink"
+RUNS_DIR = STATE_DIR / "run"  # one private dir per run, removed by stop()
+LOGS_DIR = STATE_DIR / "logs"  # one dir per run, the last KEEP_LOG_RUNS kept
 STATE_FILE = RUNS_DIR / "cluster.json"  # written by `start`, read by `status`/`stop`/attach
 KEEP_LOG_RUNS = 10
 

@@ -1,4 +1,5 @@
-"""Installing Flink and Beam's Flink job server into the cache (``.cache/flink``).
+"""Installing Flink and Beam's Flink job server into the user cache
+(``~/.cache/beam-kinesis-sink/flink``, ``FLINK_CACHE_DIR``).
 
 * Flink itself: the PyPI sdist ``apache-flink-libraries==FLINK_VERSION`` ships
   ``flink-dist`` and the other ``lib/`` jars (``org.apache.flink:flink-dist`` is

@@ -19,6 +19,24 @@ def overview(rest_url: str) -> Dict[str, Any]:
     return get(rest_url, "/overview")
 
 
+def job_metric(rest_url: str, jid: str, name: str) -> Optional[float]:
+    """A job-level metric of the JobManager (``numRestarts``, ...), while the
+    job runs; None when Flink does not report it (yet)."""
+    values = get(rest_url, f"/jobs/{jid}/metrics?get={name}")
+    return float(values[0]["value"]) if values else None
+
+
+def checkpoint_counts(rest_url: str, jid: str) -> Dict[str, int]:
+    """``/jobs/<jid>/checkpoints`` counts: ``completed``, ``failed``, ``restored``, ...;
+    empty while Flink has none to give (it answers 500 before the job runs)."""
+    try:
+        return dict(get(rest_url, f"/jobs/{jid}/checkpoints")["counts"])
+    except urllib.error.HTTPError as error:
+        if error.code == 500:
+            return {}
+        raise
+
+
 class SlotsProbe:
     """Called, whether ``taskmanagers`` have registered ``slots`` in all;
     ``last`` is the last ``/overview`` seen (for the error message)."""

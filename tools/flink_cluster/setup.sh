@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the Flink tests need: Java + Maven (Debian packages, only
 # when missing) and, via `python -m tools.flink_cluster install`, Flink and
-# Beam's Flink job server into .cache/flink/ (from PyPI and Maven Central).
+# Beam's Flink job server into ~/.cache/beam-kinesis-sink/flink/ (from PyPI and Maven Central).
 # Idempotent; a cached second run downloads nothing.
 #
 #   tools/flink_cluster/setup.sh      # uses $PYTHON, else .venv-beam-2.62/bin/python
