@@ -2,9 +2,10 @@
 Python SDK worker pool, each its own process) for the tests in this folder.
 
 The cluster comes from ``tools/flink_cluster``; its install is cached in
-the user cache, ``~/.cache/beam-kinesis-sink/flink/`` (run ``make flink-install`` first to keep the download out
-of the test's time). If installing or starting fails, every test that uses
-``flink_cluster`` ERRORS with the reason; nothing is skipped.
+the user cache, ``~/.cache/beam-kinesis-sink/flink/`` (run ``make
+flink-install`` first to keep the download out of the test's time). If
+installing or starting fails, every test that uses ``flink_cluster`` ERRORS
+with the reason; nothing is skipped.
 
 They run on the matched pair: the Python SDK that submits and runs the SDK
 workers is apache-beam 2.62.0, the job server's version (``make test-flink``

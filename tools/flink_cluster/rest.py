@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -35,6 +36,27 @@ def checkpoint_counts(rest_url: str, jid: str) -> Dict[str, int]:
         if error.code == 500:
             return {}
         raise
+
+
+def user_metrics(rest_url: str, jid: str, prefix: str, vertex_contains: str = "") -> Dict[str, float]:
+    """A running job's user counters whose names start with ``prefix`` (Beam
+    reports a counter ``<namespace>:<name>`` as ``<namespace>_<name>``; its
+    distributions, as text, are left out), summed
+    over the subtasks of the vertices whose name holds ``vertex_contains``.
+    Flink counts per task attempt: after a restart, from 0 again."""
+    totals: Dict[str, float] = {}
+    for vertex in get(rest_url, f"/jobs/{jid}")["vertices"]:
+        if vertex_contains not in vertex["name"]:
+            continue
+        base = f"/jobs/{jid}/vertices/{vertex['id']}/metrics"
+        # ids are "<subtask>.<operator>.<metric>"
+        ids = [m["id"] for m in get(rest_url, base) if m["id"].rsplit(".", 1)[-1].startswith(prefix)]
+        if ids:
+            for metric in get(rest_url, f"{base}?get={','.join(ids)}"):
+                name = metric["id"].rsplit(".", 1)[-1]
+                with contextlib.suppress(ValueError):  # a distribution: "DistributionResult{sum=...}"
+                    totals[name] = totals.get(name, 0.0) + float(metric["value"])
+    return totals
 
 
 class SlotsProbe:
