@@ -306,3 +306,38 @@ def test_default_serializer_writes_strict_json_or_names_the_non_finite_float(val
             raise ValueError(name)
 
         json.loads(result.record.data, parse_constant=refuse)
+
+
+# ------------------------------------------------------------------ the fast path
+record_datas = st.one_of(st.binary(max_size=64), st.builds(bytearray, st.binary(max_size=8)),
+                         st.builds(lambda n: b"x" * n, st.integers(0, 2048)), st.text(max_size=4),
+                         st.none())
+record_keys = st.one_of(texts, st.sampled_from(["", "k", "a" * 256, "a" * 257, "é", "\ud800"]),
+                        st.text(st.characters(max_codepoint=127), min_size=250, max_size=260),
+                        st.integers(), st.none())
+record_ehks = st.one_of(st.none(), ints, digit_strings, st.sampled_from(["", "0", "x"]))
+
+
+class KeyText(str):
+    """A str subclass as a key: plain str values only on the fast path."""
+
+
+@PROPERTY
+@given(data=record_datas, key=st.one_of(record_keys, st.builds(KeyText, st.text(max_size=4))),
+       ehk=record_ehks, limit=st.sampled_from([1, 10, 64, 300, 1024 * 1024]))
+@example(data=b"d" * 10, key="k" * 246, ehk=None, limit=256)  # size == the limit: taken
+@example(data=b"d" * 11, key="k" * 246, ehk=None, limit=256)  # one byte over: refused
+@example(data=b"", key="k", ehk=None, limit=1)
+@example(data=b"d", key="a" * 256, ehk=None, limit=1024 * 1024)  # the longest key: taken
+@example(data=b"d", key="a" * 257, ehk=None, limit=1024 * 1024)  # one over: refused
+@example(data=b"d", key="", ehk=None, limit=1024 * 1024)
+def test_the_fast_path_answers_as_the_general_path(data, key, ehk, limit):
+    """``convert`` takes a shortcut for plain KinesisRecords: for every record,
+    it must give what the general path gives."""
+    converter = Converter(limits=Limits(max_record_bytes=limit))
+    element = KinesisRecord(data, key, ehk)
+    fast, general = converter.convert(element), converter.convert_generally(element)
+    assert fast == general
+    assert type(fast) is type(general)
+    if isinstance(fast, Converted):
+        assert type(fast.record) is KinesisRecord and type(fast.record.partition_key) is str
