@@ -46,6 +46,33 @@ def run(writer, recs, timeout=30):
     return outcomes
 
 
+def test_each_receipt_field_holds_its_own_value():
+    """Receipts are built positionally (outcomes.py): every field, by name."""
+    fake = FakeKinesis()
+    recs = [KinesisRecord(f"data-{i}".encode(), f"key-{i}", str(i * 2**100)) for i in range(40)]
+    writer = KinesisWriter(fake, "the-stream", options())
+    for i, r in enumerate(recs):
+        writer.add(r, len(r.data) + len(r.partition_key), context=i, element_timestamp_micros=1_000 + i)
+    writer.flush(30)
+    written, dead = split(writer.take_outcomes())
+    writer.close()
+    assert not dead and len(written) == 40
+    sent = {r["PartitionKey"]: r for r in fake.written}
+    sequences = set()
+    for receipt, i in written:
+        assert receipt.stream == "the-stream"
+        assert receipt.partition_key == f"key-{i}"
+        assert receipt.explicit_hash_key == str(i * 2**100)
+        assert receipt.shard_id == fake._shard_of(sent[f"key-{i}"])
+        assert receipt.sequence_number.isdigit()
+        sequences.add(receipt.sequence_number)
+        assert receipt.attempts == 1
+        assert receipt.size_bytes == len(f"data-{i}") + len(f"key-{i}")
+        assert receipt.element_timestamp_micros == 1_000 + i
+        assert receipt.sub_sequence_number is None
+    assert len(sequences) == 40
+
+
 def split(outcomes):
     written = [(v, c) for v, c in outcomes if isinstance(v, WriteReceipt)]
     dead = [(v, c) for v, c in outcomes if isinstance(v, DeadLetter)]
