@@ -73,10 +73,16 @@ def flink_cluster() -> Iterator[FlinkCluster]:
         # SDK workers import the pipelines' code (this repo, tests included) by name.
         worker_pythonpath=[str(REPO_ROOT)],
     )
+    yield from started(cluster, "the Flink test cluster")
+
+
+def started(cluster: FlinkCluster, what: str) -> Iterator[FlinkCluster]:
+    """For a fixture: ``cluster`` started, then stopped; if it cannot start,
+    the tests that use it fail with the reason."""
     try:
         cluster.start()
     except FlinkSetupError as error:
-        pytest.fail(f"could not install/start the Flink test cluster: {error}", pytrace=False)
+        pytest.fail(f"could not install/start {what}: {error}", pytrace=False)
     try:
         yield cluster
     finally:
