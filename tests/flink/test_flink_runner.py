@@ -29,7 +29,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 import uuid
 from importlib.metadata import version
 from pathlib import Path
@@ -39,6 +38,7 @@ import pytest
 
 from beam_kinesis_sink.testing.readback import read_all
 from beam_kinesis_sink.testing.user_cache import user_cache_dir
+from tests.flink.test_flink_sink import flink_job
 from tools.flink_cluster import ensure_installed
 
 pytestmark = pytest.mark.timeout(600)
@@ -115,14 +115,6 @@ def worker_environment(tmp: Path) -> Dict[str, Any]:
         """))
     boot.chmod(0o755)
     return {"venv": venv, "site": site, "command": str(boot)}
-
-
-def flink_job(cluster: Any, job_name: str) -> Dict[str, Any]:
-    with urllib.request.urlopen(f"{cluster.rest_url}/jobs/overview", timeout=10) as resp:
-        jobs = [j for j in json.load(resp)["jobs"] if j["name"] == job_name]
-    assert len(jobs) == 1, f"{len(jobs)} Flink jobs named {job_name!r}"
-    with urllib.request.urlopen(f"{cluster.rest_url}/jobs/{jobs[0]['jid']}", timeout=10) as resp:
-        return json.load(resp)
 
 
 def test_flink_runner_with_setup_file(

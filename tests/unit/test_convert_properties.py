@@ -200,6 +200,14 @@ def check_result(result: Any, converter: Converter) -> None:
     explicit_hash_key=functions(ehk_values),
     limits=limits,
 )
+# Keys just over the limit, by each path: drawn, they are too rare for the
+# key-length check to be tried at all.
+@example(element=KinesisRecord(b"d", "a" * 257), partition_key=None, serializer=None,
+         explicit_hash_key=None, limits=Limits(max_record_bytes=2000))
+@example(element={"x": 1}, partition_key=Const("a" * 257), serializer=None, explicit_hash_key=None,
+         limits=Limits(max_record_bytes=2000))
+@example(element={"x": 1}, partition_key=Const("\U0001F600" * 129), serializer=None,
+         explicit_hash_key=None, limits=Limits(max_record_bytes=2000))
 def test_convert_never_raises_and_returns_a_valid_record_or_a_documented_rejection(
     element, partition_key, serializer, explicit_hash_key, limits
 ):
