@@ -43,15 +43,13 @@ class _Open:
     def __init__(self, first: Item) -> None:
         self.builder = AggregateBuilder()
         self.members: List[Item] = []
-        self.key_bytes = record_size(b"", first.record.partition_key)
+        self.key_bytes = record_size(b"", first.partition_key)
 
     def size_with(self, item: Item) -> int:
-        r = item.record
-        return self.builder.size_with(r.data, r.partition_key, r.explicit_hash_key) + self.key_bytes
+        return self.builder.size_with(item.data, item.partition_key, item.explicit_hash_key) + self.key_bytes
 
     def add(self, item: Item) -> None:
-        r = item.record
-        self.builder.add(r.data, r.partition_key, r.explicit_hash_key)
+        self.builder.add(item.data, item.partition_key, item.explicit_hash_key)
         self.members.append(item)
 
     @property
@@ -63,7 +61,7 @@ class _Open:
         if len(self.members) == 1:
             return self.members[0]
         first = self.members[0]
-        record = KinesisRecord(self.builder.encode(), first.record.partition_key, str(shard_start))
+        record = KinesisRecord(self.builder.encode(), first.partition_key, str(shard_start))
         unit = Item(record, self.size, shard_start, None, None)
         unit.members = self.members
         return unit

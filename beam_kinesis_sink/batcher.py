@@ -51,7 +51,7 @@ def eligible(
     blocked: set = set()
     taken: set = set()
     for item in items:
-        key = item.record.partition_key
+        key = item.partition_key
         if key in blocked:
             continue
         if item.not_before > now or busy(key) or (one_per_key and key in taken):

@@ -48,12 +48,12 @@ class KeysInFlight:
     def sent(self, batch: Batch) -> None:
         for unit in batch.items:
             for item in unit.users():
-                self._counts[(batch.stream, item.record.partition_key)] += 1
+                self._counts[(batch.stream, item.partition_key)] += 1
 
     def landed(self, batch: Batch) -> None:
         for unit in batch.items:
             for item in unit.users():
-                key = (batch.stream, item.record.partition_key)
+                key = (batch.stream, item.partition_key)
                 self._counts[key] -= 1
                 if self._counts[key] <= 0:
                     del self._counts[key]

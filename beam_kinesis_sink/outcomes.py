@@ -9,7 +9,7 @@ the element's timestamp, windows and pane) until the caller takes it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
 from beam_kinesis_sink import metrics as m
 from beam_kinesis_sink.convert import Rejection
@@ -57,11 +57,10 @@ class Outcomes:
         for unit, shard_id, sequence_number in units:
             aggregated = unit.members is not None
             for index, item in enumerate(unit.users()):
-                record = item.record
                 # WriteReceipt's fields in order, without its keyword __new__
                 # (a fifth of its cost; test_writer.py checks each field by name)
                 receipt = _new_tuple(WriteReceipt, (
-                    stream, record.partition_key, record.explicit_hash_key, shard_id, sequence_number,
+                    stream, item.partition_key, item.explicit_hash_key, shard_id, sequence_number,
                     item.attempts, item.size, item.element_timestamp_micros,
                     index if aggregated else None,
                 ))
@@ -72,15 +71,37 @@ class Outcomes:
             self.metrics.inc(m.RECORDS_WRITTEN, count)
             self.metrics.inc(m.BYTES_WRITTEN, nbytes)
 
+    def written_by_index(self, stream: str, items: List[Item],
+                         written: Iterable[Tuple[int, str, str]]) -> Tuple[int, int]:
+        """Receipts for ``(index, shard_id, sequence_number)`` triples of a
+        call's ``items``, every one a user record (no aggregation): the
+        common case, without ``written``'s per-unit steps. Returns the
+        records and bytes written."""
+        count = nbytes = 0
+        append = self._pending.append
+        for index, shard_id, sequence_number in written:
+            item = items[index]
+            size = item.size
+            # WriteReceipt's fields in order (test_writer.py checks each by name)
+            append((_new_tuple(WriteReceipt, (
+                stream, item.partition_key, item.explicit_hash_key, shard_id, sequence_number,
+                item.attempts, size, item.element_timestamp_micros, None,
+            )), item.context))
+            count += 1
+            nbytes += size
+        if count:
+            self.metrics.inc(m.RECORDS_WRITTEN, count)
+            self.metrics.inc(m.BYTES_WRITTEN, nbytes)
+        return count, nbytes
+
     def gave_up(self, stream: str, item: Item, code: str, message: str, shard_id: Optional[str]) -> None:
         """A dead letter for a record the sink tried (or meant) to send."""
-        record = item.record
         self._dead(
             DeadLetter(
                 stream=stream,
-                data=record.data,
-                partition_key=record.partition_key,
-                explicit_hash_key=record.explicit_hash_key,
+                data=item.data,
+                partition_key=item.partition_key,
+                explicit_hash_key=item.explicit_hash_key,
                 error_code=code,
                 error_message=self.redact(message),
                 attempts=item.attempts,

@@ -114,6 +114,43 @@ def encode_records(entries: Iterable[Any]) -> bytes:
     return b", ".join(parts)
 
 
+def entries_of(records: Iterable[Any]) -> List[Dict[str, Any]]:
+    """The ``Records`` entries of a PutRecords request for ``records``
+    (anything with ``data``, ``partition_key`` and ``explicit_hash_key``:
+    :class:`~beam_kinesis_sink.records.KinesisRecord`, or the writer's
+    items), as ``put_records`` takes them."""
+    entries = []
+    for record in records:
+        entry = {"Data": record.data, "PartitionKey": record.partition_key}
+        if record.explicit_hash_key is not None:
+            entry["ExplicitHashKey"] = record.explicit_hash_key
+        entries.append(entry)
+    return entries
+
+
+def encode_kinesis_records(records: Iterable[Any]) -> bytes:
+    """``encode_records(entries_of(records))``, without the entry dicts: the
+    same bytes, for records (as ``entries_of`` takes them) of bytes data and
+    str keys (the sink's, after ``convert``); any other record takes
+    ``encode_records``' general way."""
+    parts: List[bytes] = []
+    append = parts.append
+    for record in records:
+        data, partition_key, explicit = record.data, record.partition_key, record.explicit_hash_key
+        if type(data) is bytes and type(partition_key) is str:
+            if explicit is None:
+                append(b'{"Data": "' + _b2a(data, newline=False)
+                       + b'", "PartitionKey": ' + _esc(partition_key).encode("ascii") + b"}")
+                continue
+            if type(explicit) is str:
+                append(b'{"Data": "' + _b2a(data, newline=False)
+                       + b'", "PartitionKey": ' + _esc(partition_key).encode("ascii")
+                       + b', "ExplicitHashKey": ' + _esc(explicit).encode("ascii") + b"}")
+                continue
+        append(encode_records(entries_of([record])))
+    return b", ".join(parts)
+
+
 def request_body(stream_args: Dict[str, Any], entries: Iterable[Any]) -> bytes:
     """The whole body of ``put_records(Records=entries, **stream_args)`` as
     botocore writes it (a helper for tests and tools; ``put`` lets botocore
@@ -138,7 +175,9 @@ def decode_result_entries(raw: List[Any]) -> Optional[List[Optional[Dict[str, An
             return None
         sequence, shard = entry.get(_SEQ), entry.get(_SHARD)
         if len(entry) == 2 and sequence is not None and shard is not None:
-            append({_SEQ: sequence, _SHARD: shard})  # the common receipt
+            # The common receipt, kept as parsed (the same dict botocore
+            # makes, with no second dict per record).
+            append(entry)
             continue
         parsed = {}
         for name in RESULT_MEMBERS:
@@ -300,7 +339,17 @@ class DirectPutRecords:
         """One PutRecords call: the parsed answer, or what boto3 raises."""
         if not self.fast:
             return self.client.put_records(Records=entries, **stream_args)
-        pending = _Pending(encode_records(entries))
+        return self._send(stream_args, encode_records(entries))
+
+    def put_kinesis_records(self, stream_args: Dict[str, Any], records: List[Any]) -> Dict[str, Any]:
+        """``put(stream_args, entries_of(records))``, without building the
+        entries (the sink's submitter calls this)."""
+        if not self.fast:
+            return self.client.put_records(Records=entries_of(records), **stream_args)
+        return self._send(stream_args, encode_kinesis_records(records))
+
+    def _send(self, stream_args: Dict[str, Any], encoded: bytes) -> Dict[str, Any]:
+        pending = _Pending(encoded)
         outer = _current()
         _local.pending = pending
         try:

@@ -24,7 +24,8 @@ class Item:
     """A record on its way: what the sink knows of it between add and outcome."""
 
     __slots__ = (
-        "record", "size", "hash_key", "context", "element_timestamp_micros",
+        "data", "partition_key", "explicit_hash_key", "size", "hash_key", "context",
+        "element_timestamp_micros",
         "attempts", "first_attempt", "not_before", "last_code", "last_message",
         "seq", "members",
     )
@@ -37,7 +38,10 @@ class Item:
         context: Any = None,
         element_timestamp_micros: Optional[int] = None,
     ) -> None:
-        self.record = record
+        # The record's fields, not the record: the element's tuple need not
+        # outlive its ``process`` call (a tracked object less per record
+        # held, for the garbage collector to walk and promote).
+        self.data, self.partition_key, self.explicit_hash_key = record
         self.size = size
         self.hash_key = hash_key
         self.context = context
@@ -55,6 +59,11 @@ class Item:
         self.seq = 0
         #: for an aggregated record: the user records inside it, in order
         self.members: Optional[List[Item]] = None
+
+    @property
+    def record(self) -> KinesisRecord:
+        """The record (a new tuple of its fields)."""
+        return KinesisRecord(self.data, self.partition_key, self.explicit_hash_key)
 
     def users(self) -> List[Item]:
         """The user records this item stands for: itself, or an aggregate's members."""
@@ -228,6 +237,11 @@ class ShardBuffers:
         """``item`` (a user record) has its outcome: it is no longer held."""
         self._records -= 1
         self._bytes -= item.size
+
+    def release_many(self, count: int, nbytes: int) -> None:
+        """``count`` user records of ``nbytes`` in all have their outcomes."""
+        self._records -= count
+        self._bytes -= nbytes
 
     def rebucket(self, stream: str, shard_of: Callable[[int], str]) -> None:
         """Move the queued records of ``stream`` to the queues of their shards

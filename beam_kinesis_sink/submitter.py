@@ -17,8 +17,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from beam_kinesis_sink.put_records_codec import DirectPutRecords
-from beam_kinesis_sink.shard_buffers import Batch
+from beam_kinesis_sink.put_records_codec import DirectPutRecords, entries_of
+from beam_kinesis_sink.shard_buffers import Batch, Item
 
 #: the request codec of writers that do not name one ("fast" or "boto3")
 DEFAULT_CODEC = "fast"
@@ -31,18 +31,6 @@ class Completed(NamedTuple):
     batch: Batch
     response: Any
     error: Optional[BaseException]
-
-
-def request_entries(batch: Batch) -> List[dict]:
-    """The ``Records`` of a PutRecords request for ``batch``."""
-    entries = []
-    for item in batch.items:
-        record = item.record
-        entry = {"Data": record.data, "PartitionKey": record.partition_key}
-        if record.explicit_hash_key is not None:
-            entry["ExplicitHashKey"] = record.explicit_hash_key
-        entries.append(entry)
-    return entries
 
 
 class Submitter:
@@ -64,8 +52,8 @@ class Submitter:
 
     def submit(self, batch: Batch, stream_args: Dict[str, str]) -> None:
         """Send ``batch`` to the stream ``stream_args`` names (StreamName or StreamARN)."""
-        entries = request_entries(batch)
-        future = self._pool.submit(self._call, stream_args, entries)
+        # The items themselves: the codec reads their data and keys (no copy per record).
+        future = self._pool.submit(self._call, stream_args, batch.items)
         self._futures[future] = batch
         future.add_done_callback(self._on_done)
 
@@ -74,10 +62,10 @@ class Submitter:
         # completion after the clear sets it again, so none is missed.
         self._any_done = True
 
-    def _call(self, stream_args: Dict[str, str], entries: List[dict]) -> Any:
+    def _call(self, stream_args: Dict[str, str], records: List[Item]) -> Any:
         if self._direct is not None:
-            return self._direct.put(stream_args, entries)
-        return self.client.put_records(Records=entries, **stream_args)
+            return self._direct.put_kinesis_records(stream_args, records)
+        return self.client.put_records(Records=entries_of(records), **stream_args)
 
     def completed(self, wait: Optional[float] = None) -> List[Completed]:
         """Calls that have finished. With ``wait``, block up to that many

@@ -138,9 +138,7 @@ class _WriteFn(_WriterDoFn):
     if _WINDOWED_VALUE_PARAM is not None:
 
         def process(self, element: Any, windowed: Any = _WINDOWED_VALUE_PARAM) -> Iterable[Any]:
-            # Without the element: the context is held until the record's
-            # outcome, and the buffer bound counts records, not elements.
-            return self._write(element, windowed.with_value(None))
+            return self._write(element, self._context_of(windowed))
 
     else:  # an older Beam
 
@@ -152,6 +150,22 @@ class _WriteFn(_WriterDoFn):
             pane: Any = beam.DoFn.PaneInfoParam,
         ) -> Iterable[Any]:
             return self._write(element, WindowedValue(None, timestamp, (window,), pane))
+
+    _last_context: Optional[WindowedValue] = None
+
+    def _context_of(self, windowed: Any) -> WindowedValue:
+        """The element's timestamp, windows and pane, without the element (the
+        context is held until the record's outcome, and the buffer bound
+        counts records, not elements). Elements that share them (a batch
+        pipeline's, an upstream FlatMap's outputs) share one context: one
+        object less per record held for the garbage collector to walk."""
+        last = self._last_context
+        if (last is not None and windowed.timestamp_micros == last.timestamp_micros
+                and (windowed.pane_info is last.pane_info or windowed.pane_info == last.pane_info)
+                and (windowed.windows is last.windows or windowed.windows == last.windows)):
+            return last
+        context = self._last_context = windowed.with_value(None)
+        return context
 
     def _write(self, element: Any, context: WindowedValue) -> Iterable[Any]:
         """Convert, then hand the record (or its rejection) to the engine,

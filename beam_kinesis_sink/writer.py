@@ -279,11 +279,12 @@ class KinesisWriter:
         return wake
 
     def _send(self, batch: Batch, now: float) -> None:
-        for unit in batch.items:
-            for item in unit.users():
-                item.attempts += 1
-                if item.first_attempt is None:
-                    item.first_attempt = now
+        users = batch.items if self.options.aggregation is None else [
+            item for unit in batch.items for item in unit.users()]
+        for item in users:
+            item.attempts += 1
+            if item.first_attempt is None:
+                item.first_attempt = now
         if self.options.ordered:
             self._keys_in_flight.sent(batch)
         self.metrics.inc(m.PUT_RECORDS_CALLS)
@@ -341,6 +342,20 @@ class KinesisWriter:
     def _finish(self, batch: Batch, verdict: Verdict) -> List[Tuple[Item, str, str]]:
         """Outcomes for the records this call settled for good. Returns the
         aggregates that landed on another shard than the one aimed at."""
+        misplaced: List[Tuple[Item, str, str]] = []
+        if self.options.aggregation is None:
+            # Every unit is a user record: receipts straight from the verdict.
+            count, nbytes = self._outcomes.written_by_index(batch.stream, batch.items, verdict.written)
+            self.buffers.release_many(count, nbytes)
+        else:
+            misplaced = self._aggregates_written(batch, verdict)
+        for i, code, message in verdict.dead:
+            self._give_up(batch.items[i], code, message, batch.key)
+        return misplaced
+
+    def _aggregates_written(self, batch: Batch, verdict: Verdict) -> List[Tuple[Item, str, str]]:
+        """Receipts for the units written where they were aimed; returns the
+        aggregates that landed elsewhere."""
         written: List[Tuple[Item, str, str]] = []
         misplaced: List[Tuple[Item, str, str]] = []
         for i, shard_id, seq in verdict.written:
@@ -348,8 +363,6 @@ class KinesisWriter:
             aimed_elsewhere = unit.members is not None and shard_id != batch.shard_id
             (misplaced if aimed_elsewhere else written).append((unit, shard_id, seq))
         self._receipts(batch.stream, written)
-        for i, code, message in verdict.dead:
-            self._give_up(batch.items[i], code, message, batch.key)
         return misplaced
 
     def _receipts(self, stream: str, written: List[Tuple[Item, str, str]]) -> None:

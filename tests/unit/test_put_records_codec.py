@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 
 from beam_kinesis_sink.classifier import judge_answer, judge_failure
 from beam_kinesis_sink.client import ClientConfig, _session_with_credentials, redactor_for
-from beam_kinesis_sink.put_records_codec import DirectPutRecords, request_body
+from beam_kinesis_sink.put_records_codec import DirectPutRecords, entries_of, request_body
+from beam_kinesis_sink.records import KinesisRecord
+from beam_kinesis_sink.shard_buffers import Item
 from tests.unit.codec_stand_in import JSON_TYPE, Answer, CannedSend, StandIn, all_written, receipts
 from tests.unit.fakes import FakeKinesis
 
@@ -87,6 +89,12 @@ def test_the_request_is_botocores_byte_for_byte(canned, entries, stream_args):
     assert request_body(stream_args, entries) == theirs.body
     assert (ours.method, ours.url, stable(ours)) == (theirs.method, theirs.url, stable(theirs))
     assert got == expected and list(got) == list(expected)
+    # The submitter's way: the records (or the writer's items), no entry dicts.
+    records = [KinesisRecord(e["Data"], e["PartitionKey"], e.get("ExplicitHashKey")) for e in entries]
+    for those in (records, [Item(r, len(r.data), 0) for r in records]):
+        assert codec.put_kinesis_records(stream_args, those) == expected
+        assert send.requests[-1].body == theirs.body
+        assert entries_of(those) == entries
 
 
 def test_the_stream_arn_picks_botocores_account_endpoint(canned):
@@ -110,6 +118,19 @@ def test_entries_off_the_common_shape_are_written_as_botocore_writes_them(canned
     outcome(lambda: codec.put(NAME, entries))
     theirs, ours = send.requests[-2], send.requests[-1]
     assert ours.body == theirs.body
+
+
+@pytest.mark.parametrize("records", [
+    [KinesisRecord("text, not bytes \u00e9", "k")],
+    [KinesisRecord(bytearray(b"ab"), "k"), KinesisRecord(memoryview(b"cd"), "k", "7")],
+    [KinesisRecord(b"x", 12345), KinesisRecord(b"y", "k", 99)],
+])
+def test_records_off_the_common_shape_are_written_as_their_entries_are(canned, records):
+    client, codec, send = canned
+    outcome(lambda: client.put_records(Records=entries_of(records), **NAME))
+    outcome(lambda: codec.put_kinesis_records(NAME, records))
+    theirs, ours = send.requests[-2], send.requests[-1]
+    assert ours.body == theirs.body and ours is not theirs
 
 
 @pytest.mark.parametrize("entries", [

@@ -5,10 +5,14 @@ import pickle
 import apache_beam as beam
 import pytest
 from apache_beam.transforms import window
+from apache_beam.transforms.window import GlobalWindow, IntervalWindow
+from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import PaneInfo, PaneInfoTiming, WindowedValue
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from beam_kinesis_sink import ClientConfig, DeadLetter, WriteReceipt, WriteToKinesis, WriteToKinesisResult
+from beam_kinesis_sink.write_fn import _WriteFn
 
 
 def test_result_is_a_fixed_class_with_schema_types():
@@ -163,6 +167,36 @@ def test_buffered_records_do_not_hold_their_elements():
         assert items[0].context.value is None and items[0].context.windows == (GlobalWindow(),)
     finally:
         fn.teardown()
+
+
+_PANES = [(True, True, PaneInfoTiming.ON_TIME, 0, 0), (False, False, PaneInfoTiming.LATE, 2, 1)]
+_PANE_OBJECTS = [PaneInfo(*pane) for pane in _PANES]
+_WINDOWS = [(GlobalWindow(),), (IntervalWindow(0, 10),), (IntervalWindow(0, 10), IntervalWindow(5, 15))]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0, 7, -3, 2**40]), st.integers(0, len(_WINDOWS) - 1),
+                          st.integers(0, len(_PANES) - 1), st.booleans()), min_size=1, max_size=30))
+def test_each_record_keeps_its_elements_timestamp_windows_and_pane(elements):
+    # Contexts are shared between elements with the same timestamp, windows
+    # and pane (one object less per buffered record): never between others.
+    config = ClientConfig(region_name="x")
+    fn = _WriteFn(WriteToKinesis("s", partition_key="k", client_config=config).settings)
+    previous = None
+    for micros, w, p, copy in elements:
+        # equal, or the very objects
+        windows = tuple(_WINDOWS[w]) if copy else _WINDOWS[w]
+        pane = PaneInfo(*_PANES[p]) if copy else _PANE_OBJECTS[p]
+        windowed = WindowedValue({"k": "a"}, Timestamp(micros=micros), windows, pane)
+        context = fn._context_of(windowed)
+        assert context.value is None
+        assert (context.timestamp, context.windows, context.pane_info) == (
+            windowed.timestamp, windowed.windows, windowed.pane_info)
+        if previous is not None:
+            same = (previous[0].timestamp, previous[0].windows, previous[0].pane_info) == (
+                windowed.timestamp, windowed.windows, windowed.pane_info)
+            assert (context is previous[1]) == same
+        previous = (windowed, context)
 
 
 @settings(max_examples=200, deadline=None, database=None)
