@@ -79,13 +79,16 @@ class Batcher:
         self.aggregation = aggregation
         self._shard_start = shard_start
 
-    def next_batch(self, queue: ShardQueue, now: float, force: bool) -> Decision:
+    def next_batch(self, queue: ShardQueue, now: float, force: bool,
+                   limits: Optional[Limits] = None) -> Decision:
         """The request ``queue`` should send now, if any.
 
         ``force`` sends a partial request (draining, or over the buffer
-        bound); otherwise only a full one is sent.
+        bound); otherwise only a full one is sent. ``limits``: the queue's
+        stream's, when the caller has them at hand.
         """
-        limits = self.limits_of(queue.stream)
+        if limits is None:
+            limits = self.limits_of(queue.stream)
         if not force and not self._may_be_full(queue, limits) and not queue.has_splits:
             return _NOTHING  # the common case on each add: one cheap look
         part = queue.pop_split()

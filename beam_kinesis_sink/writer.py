@@ -131,7 +131,7 @@ class KinesisWriter:
         if shard_id is None or not route.locator.knows(shard_id):
             shard_id = route.locator.shard_of(hash_key)
         item = Item(record, size, hash_key, context, element_timestamp_micros)
-        self._after_add(self.buffers.add(item, (route.name, shard_id)))
+        self._after_add(self.buffers.add(item, (route.name, shard_id)), route)
 
     def reject(self, rejection: Rejection, context: Any = None,
                element_timestamp_micros: Optional[int] = None, stream: Optional[str] = None) -> None:
@@ -215,19 +215,19 @@ class KinesisWriter:
         self._outcomes.rejected(route.name, rejection, context, element_timestamp_micros)
 
     # ----------------------------------------------------------------- pump
-    def _after_add(self, queue: ShardQueue) -> None:
+    def _after_add(self, queue: ShardQueue, route: StreamRoute) -> None:
         """One look per record: only ``queue`` changed, so unless a call
         completed, a wait ended or the buffers are over their bound, only it
         may have a request to send (a full one)."""
         completed = self._submitter.completed()
-        if completed or self._over_bound() or self._clock() >= self._wake_at:
+        now = self._clock()
+        if completed or self._over_bound() or now >= self._wake_at:
             self._settle_all(completed)
             self._pump(drain=False, deadline=None)
             return
         if queue.in_flight or len(self._submitter) >= self.options.max_in_flight:
             return
-        now = self._clock()
-        decision = self._batcher.next_batch(queue, now, force=False)
+        decision = self._batcher.next_batch(queue, now, force=False, limits=route.limits)
         if decision.batch is not None:
             queue.in_flight = True
             self._send(decision.batch, now)
