@@ -13,7 +13,7 @@ import functools
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Tuple, Union
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Tuple, Union
 
 from beam_kinesis_sink.limits import (
     MAX_PARTITION_KEY_CHARS,
@@ -225,8 +225,11 @@ class Rejection:
     element_preview: Optional[str]
 
 
-@dataclass(frozen=True)
-class Converted:
+class Converted(NamedTuple):
+    """A valid record and its size (data plus key, bytes). A NamedTuple, not
+    a dataclass: one is made per element, and a frozen dataclass's
+    ``__init__`` costs several times a tuple's."""
+
     record: KinesisRecord
     size: int
 
