@@ -279,7 +279,7 @@ class WriteToKinesis(beam.PTransform):
             )
         if self._batching == "bundle":
             outputs = pcoll | "Write" >> beam.ParDo(_WriteFn(self._settings)).with_outputs(
-                WRITTEN, DEAD_LETTERS
+                DEAD_LETTERS, main=WRITTEN
             )
             written, dead = outputs[WRITTEN], outputs[DEAD_LETTERS]
         else:
@@ -292,7 +292,7 @@ class WriteToKinesis(beam.PTransform):
                 max_buffering_duration_secs=self._max_buffering_seconds,
             )
             outputs = batches | "WriteBatches" >> beam.ParDo(_WriteBatchesFn(self._settings)).with_outputs(
-                WRITTEN, DEAD_LETTERS
+                DEAD_LETTERS, main=WRITTEN
             )
             keyed[DEAD_LETTERS].element_type = DeadLetter
             outputs[DEAD_LETTERS].element_type = DeadLetter

@@ -82,10 +82,12 @@ _WINDOWED_VALUE_PARAM = getattr(beam.DoFn, "WindowedValueParam", None)
 
 def _emit(outcomes: Iterable[Any]) -> Iterable[Any]:
     """Each outcome to its output, in its element's timestamp, windows and
-    pane (``context``, a ``WindowedValue``), or in the input's when None."""
+    pane (``context``, a ``WindowedValue``), or in the input's when None.
+    Receipts go to the main output (``WRITTEN``): no ``TaggedOutput`` per
+    receipt."""
     for value, context in outcomes:
-        tag = WRITTEN if isinstance(value, WriteReceipt) else DEAD_LETTERS
-        yield TaggedOutput(tag, value if context is None else context.with_value(value))
+        windowed = value if context is None else context.with_value(value)
+        yield windowed if type(value) is WriteReceipt else TaggedOutput(DEAD_LETTERS, windowed)
 
 
 class _WriterDoFn(beam.DoFn):
