@@ -4,7 +4,9 @@ what the rate limiter admits now.
 One look at a queue decides: send its split parts first; wait for the
 head's backoff; wait for tokens; wait for a full request (unless forced,
 e.g. at the end of a bundle); or take the records that fit both the request
-limits and the limiter's budget. Taking a batch takes its tokens.
+limits and the limiter's budget: the longest prefix of the queue, then any
+later records that fill the gap it left (first fit). Taking a batch takes
+its tokens.
 
 * The limits are the stream's (:class:`~beam_kinesis_sink.limits.Limits`,
   read from the stream where asked).
@@ -36,6 +38,9 @@ class Decision(NamedTuple):
 
 
 _NOTHING = Decision(None, None)
+
+#: how many queued records a request's gap is filled from (at most)
+_GAP_SCAN = 1000
 
 
 def eligible(
@@ -112,7 +117,18 @@ class Batcher:
             return Decision(None, queue.ready_at)
         budget_records, budget_bytes = self.limiter.budget(queue.key)
         count, nbytes = take_prefix(queue.sizes(), limits, max_records=budget_records, max_bytes=budget_bytes)
-        return self._take_tokens(Batch(queue.key, queue.take(count), nbytes))
+        items = queue.take(count)
+        if len(queue):
+            # The prefix stopped at a record that did not fit: fill the gap
+            # with later ones that do (order is what ordered=True keeps).
+            max_records = limits.max_records_per_request if budget_records is None else max(
+                1, min(limits.max_records_per_request, budget_records))
+            max_bytes = limits.max_request_bytes if budget_bytes is None else min(
+                limits.max_request_bytes, budget_bytes)
+            extra = queue.take_fitting(max_records - count, max_bytes - nbytes, now, _GAP_SCAN)
+            items += extra
+            nbytes += sum(item.size for item in extra)
+        return self._take_tokens(Batch(queue.key, items, nbytes))
 
     def _aggregates(self, queue: ShardQueue) -> bool:
         return self.aggregation is not None and self._shard_start(queue.stream, queue.shard_id) is not None

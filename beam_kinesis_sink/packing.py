@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 from beam_kinesis_sink.limits import Limits
 
@@ -40,3 +40,22 @@ def take_prefix(
         count += 1
         total += size
     return count, total
+
+
+def fitting(sizes: Iterable[Optional[int]], max_records: int, max_bytes: int) -> List[int]:
+    """The positions in ``sizes`` of records that fill what a request has
+    left (``max_records`` more records, ``max_bytes`` more bytes): first
+    fit, in order, skipping any record too big for what is left (and any
+    ``None``: a record that may not go now). Used to fill the gap a prefix
+    leaves when its next record did not fit: records of many sizes then
+    pack far closer to the byte limit."""
+    chosen: List[int] = []
+    if max_records <= 0:
+        return chosen
+    for position, size in enumerate(sizes):
+        if size is not None and size <= max_bytes:
+            chosen.append(position)
+            max_bytes -= size
+            if len(chosen) >= max_records:
+                break
+    return chosen

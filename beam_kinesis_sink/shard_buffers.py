@@ -12,8 +12,10 @@ each stream has its own queues, and the bounds count all of them together.
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
+from beam_kinesis_sink.packing import fitting
 from beam_kinesis_sink.records import KinesisRecord
 
 #: a queue's key: ``(stream, shard_id)``
@@ -166,6 +168,17 @@ class ShardQueue(_Keyed):
         taken = [self._items.popleft() for _ in range(count)]
         self._nbytes -= sum(item.size for item in taken)
         return taken
+
+    def take_fitting(self, max_records: int, max_bytes: int, now: float, scan: int) -> List[Item]:
+        """Remove and return queued records that fill what a request has
+        left (:func:`~beam_kinesis_sink.packing.fitting`), looking at the
+        first ``scan`` of them; records in backoff are left."""
+        window = list(islice(self._items, scan))
+        sizes = (None if item.not_before > now else item.size for item in window)
+        chosen = [window[i] for i in fitting(sizes, max_records, max_bytes)]
+        if chosen:
+            self.remove(chosen)
+        return chosen
 
     def push_splits(self, parts: List[List[Item]]) -> None:
         """Send ``parts`` next, in order, each as its own request."""

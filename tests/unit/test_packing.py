@@ -3,7 +3,7 @@ from hypothesis import strategies as st
 
 from beam_kinesis_sink.batcher import Batcher
 from beam_kinesis_sink.limits import Limits
-from beam_kinesis_sink.packing import take_prefix
+from beam_kinesis_sink.packing import fitting, take_prefix
 from beam_kinesis_sink.rate_limit import RateLimitConfig, RateLimiter
 from beam_kinesis_sink.records import KinesisRecord
 from beam_kinesis_sink.shard_buffers import Item, ShardQueue
@@ -49,15 +49,16 @@ def test_pack_properties(sizes, limits):
     placed = [i for request in requests for i in request]
     assert sorted(placed + rejected) == list(range(len(sizes)))
     assert all(sizes[i] > limits.max_record_bytes for i in rejected)
-    # Order is kept.
-    assert placed == sorted(placed)
-    # Greedy: the next request's first record would not have fit in the previous one.
-    for previous, following in zip(requests, requests[1:]):
-        first = sizes[following[0]]
-        assert (
-            len(previous) == limits.max_records_per_request
-            or sum(sizes[i] for i in previous) + first > limits.max_request_bytes
-        )
+    # Each request starts at the head of what is left, and takes its records in queue order.
+    for n, request in enumerate(requests):
+        assert request == sorted(request)
+        assert request[0] == min(i for later in requests[n:] for i in later)
+    # No gap left that a later record would have filled: every record sent
+    # later was too big for what the request had left (or it was full).
+    for n, previous in enumerate(requests):
+        room = limits.max_request_bytes - sum(sizes[i] for i in previous)
+        later = [i for following in requests[n + 1:] for i in following]
+        assert len(previous) == limits.max_records_per_request or all(sizes[i] > room for i in later)
 
 
 def test_pack_defaults_split_at_500_records_and_5_mib():
@@ -68,6 +69,15 @@ def test_pack_defaults_split_at_500_records_and_5_mib():
     requests, rejected = pack([one_mib] * 6 + [one_mib + 1], limits)
     assert [len(r) for r in requests] == [5, 1]
     assert rejected == [6]
+
+
+def test_a_gap_is_filled_by_later_records_that_fit():
+    limits = Limits(max_records_per_request=10, max_request_bytes=100, max_record_bytes=100)
+    requests, _ = pack([60, 50, 30, 45, 10, 5], limits)
+    # 60 + 30 + 10 (50 and 45 did not fit what was left); then 50 + 45 + 5
+    assert requests == [[0, 2, 4], [1, 3, 5]]
+    assert fitting([30, None, 20, 5, 1], max_records=2, max_bytes=26) == [2, 3]
+    assert fitting([30, None, 20, 5, 1], max_records=0, max_bytes=26) == []
 
 
 def test_take_prefix_respects_budgets_but_always_takes_one():
