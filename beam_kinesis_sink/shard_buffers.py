@@ -40,6 +40,17 @@ class Item:
         context: Any = None,
         element_timestamp_micros: Optional[int] = None,
     ) -> None:
+        self.fill(record, size, hash_key, context, element_timestamp_micros)
+
+    def fill(
+        self,
+        record: KinesisRecord,
+        size: int,
+        hash_key: int,
+        context: Any = None,
+        element_timestamp_micros: Optional[int] = None,
+    ) -> None:
+        """Make this item a new record's, as a new ``Item`` would be."""
         # The record's fields, not the record: the element's tuple need not
         # outlive its ``process`` call (a tracked object less per record
         # held, for the garbage collector to walk and promote).
@@ -200,10 +211,18 @@ class ShardQueue(_Keyed):
 
 
 class ShardBuffers:
-    """The queues of all shards, and the records held until their outcome."""
+    """The queues of all shards, and the records held until their outcome.
 
-    def __init__(self) -> None:
+    Items of records written are kept (up to ``spare_limit``) and filled
+    again by :meth:`new_item`: at tens of thousands of records a second,
+    a new object per record that lives for a few requests is what makes the
+    garbage collector run its full collections, over every object of the
+    process (Beam's and botocore's included); a reused one costs none."""
+
+    def __init__(self, spare_limit: int = 0) -> None:
         self._queues: Dict[QueueKey, ShardQueue] = {}
+        self._spare: List[Item] = []
+        self._spare_limit = spare_limit
         self._added = 0
         self._records = 0
         self._bytes = 0
@@ -231,6 +250,26 @@ class ShardBuffers:
 
     def queues(self) -> Iterable[ShardQueue]:
         return self._queues.values()
+
+    def new_item(self, record: KinesisRecord, size: int, hash_key: int, context: Any = None,
+                 element_timestamp_micros: Optional[int] = None) -> Item:
+        """An item for a new record: a spare one filled again, or a new one."""
+        if self._spare:
+            item = self._spare.pop()
+            item.fill(record, size, hash_key, context, element_timestamp_micros)
+            return item
+        return Item(record, size, hash_key, context, element_timestamp_micros)
+
+    def recycle(self, items: Iterable[Item]) -> None:
+        """``items`` (user records) have their outcomes and nothing refers to
+        them any more: keep them for :meth:`new_item`, emptied (no data or
+        context of theirs stays alive)."""
+        spare = self._spare
+        for item in items:
+            if len(spare) >= self._spare_limit:
+                return
+            item.data = item.partition_key = item.explicit_hash_key = item.context = None
+            spare.append(item)
 
     def add(self, item: Item, key: QueueKey) -> ShardQueue:
         """Queue ``item`` on its stream's shard; returns that queue."""

@@ -77,7 +77,7 @@ class KinesisWriter:
         self._redact = redactor or (lambda text: redact(text, secrets))
         self._backoff = Backoff(options.retry, rand or random.Random().random)
         self.rate_limiter = RateLimiter(options.rate_limit, clock, options.max_records_per_second)
-        self.buffers = ShardBuffers()
+        self.buffers = ShardBuffers(spare_limit=options.max_buffered_records)
         self._routes = StreamRoutes(
             self._new_route, lambda route: self.buffers.rebucket(route.name, route.locator.shard_of)
         )
@@ -130,7 +130,7 @@ class KinesisWriter:
             hash_key = hash_key_of(record.partition_key, record.explicit_hash_key)
         if shard_id is None or not route.locator.knows(shard_id):
             shard_id = route.locator.shard_of(hash_key)
-        item = Item(record, size, hash_key, context, element_timestamp_micros)
+        item = self.buffers.new_item(record, size, hash_key, context, element_timestamp_micros)
         self._after_add(self.buffers.add(item, (route.name, shard_id)), route)
 
     def reject(self, rejection: Rejection, context: Any = None,
@@ -344,9 +344,11 @@ class KinesisWriter:
         aggregates that landed on another shard than the one aimed at."""
         misplaced: List[Tuple[Item, str, str]] = []
         if self.options.aggregation is None:
-            # Every unit is a user record: receipts straight from the verdict.
+            # Every unit is a user record: receipts straight from the verdict;
+            # then nothing refers to these items any more (the batch is done).
             count, nbytes = self._outcomes.written_by_index(batch.stream, batch.items, verdict.written)
             self.buffers.release_many(count, nbytes)
+            self.buffers.recycle(batch.items[i] for i, _, _ in verdict.written)
         else:
             misplaced = self._aggregates_written(batch, verdict)
         for i, code, message in verdict.dead:

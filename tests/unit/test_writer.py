@@ -106,6 +106,23 @@ def test_everything_is_written_once_with_receipts_and_shard_order():
     assert receipt.attempts == 1
 
 
+def test_written_items_are_filled_again_and_keep_nothing_of_their_record():
+    fake = FakeKinesis()
+    writer = KinesisWriter(fake, "s", options(max_buffered_records=600))
+    recs = records(2000)
+    outcomes = run(writer, recs)
+    assert sorted(c for _, c in outcomes) == list(range(2000))
+    assert all(v.partition_key == recs[c].partition_key for v, c in outcomes)
+    spare = writer.buffers._spare
+    assert 0 < len(spare) <= 600  # kept, up to the bound
+    assert all(i.data is None and i.context is None and i.partition_key is None for i in spare)
+    spare_ids, before = {id(i) for i in spare}, len(spare)
+    item = writer.buffers.new_item(KinesisRecord(b"new", "n"), 4, 7, context="c")
+    assert id(item) in spare_ids and len(spare) == before - 1  # a spare one, filled as a new one is
+    assert (item.data, item.partition_key, item.context, item.attempts, item.first_attempt,
+            item.not_before, item.last_code, item.members) == (b"new", "n", "c", 0, None, 0.0, "", None)
+
+
 def test_only_failed_entries_are_retried_in_order():
     def script(call, recs):
         if call == 0:
@@ -287,12 +304,21 @@ def test_no_record_is_lost_or_doubled_under_random_faults(seed, n, record_fail, 
 
     fake = FakeKinesis(script)
     writer = KinesisWriter(fake, "s", options(), rand=random.Random(seed).random)
-    outcomes = run(writer, records(n))
+    recs = records(n)
+    outcomes = run(writer, recs)
     written, dead = split(outcomes)
     contexts = sorted(c for _, c in outcomes)
     assert contexts == list(range(n))  # every record exactly one outcome
     assert len(fake.written) == len(written)  # each receipt is one write, none twice
     assert {r["PartitionKey"] for r in fake.written} == {v.partition_key for v, _ in written}
+    # Each outcome is its own record's (items are filled again once written).
+    for v, c in outcomes:
+        assert v.partition_key == recs[c].partition_key
+        if isinstance(v, WriteReceipt):
+            assert v.size_bytes == len(recs[c].data) + len(recs[c].partition_key)
+        else:
+            assert v.data == recs[c].data
+    assert all(r["Data"] == f"data-{r['PartitionKey'][1:]}".encode() for r in fake.written)
     for v, _ in dead:
         assert v.error_code in ("InternalFailure", "ProvisionedThroughputExceededException",
                                 "ServiceUnavailable")
