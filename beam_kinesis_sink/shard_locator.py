@@ -55,6 +55,8 @@ class ShardLocator:
         self.shard_map: Optional[ShardMap] = None
         self._loaded_at = float("-inf")
         self._stale = True
+        #: the clock time from which the map is due for a reload
+        self.next_look = float("-inf")
         self._read_record_limit = read_record_limit
         #: the stream's record limit in bytes, as last read (None: not read, or 1 MiB)
         self.record_limit_bytes: Optional[int] = None
@@ -72,12 +74,19 @@ class ShardLocator:
 
     def mark_stale(self) -> None:
         self._stale = True
+        self._set_next_look()
+
+    def _set_next_look(self) -> None:
+        """When the map is next due: at once with no map; a stale map after
+        the shorter wait, a fresh one after the refresh period."""
+        if self.shard_map is None:
+            self.next_look = float("-inf")
+            return
+        wait = min(self._refresh_seconds, self._min_refresh_seconds) if self._stale else self._refresh_seconds
+        self.next_look = self._loaded_at + wait
 
     def _due(self) -> bool:
-        if self.shard_map is None:
-            return True
-        age = self._clock() - self._loaded_at
-        return age >= self._refresh_seconds or (self._stale and age >= self._min_refresh_seconds)
+        return self._clock() >= self.next_look
 
     def refresh(self) -> bool:
         """Reload the map if it is due. Returns whether the open shards changed
@@ -86,6 +95,12 @@ class ShardLocator:
             return False
         self._loaded_at = self._clock()
         self._stale = False
+        try:
+            return self._load()
+        finally:
+            self._set_next_look()
+
+    def _load(self) -> bool:
         try:
             new_map = list_open_shards(self._client, self._stream_args)
         except Exception as exc:

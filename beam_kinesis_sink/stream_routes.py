@@ -96,11 +96,14 @@ class StreamRoutes:
     def get(self, name: str) -> Optional[StreamRoute]:
         return self._routes.get(name)
 
-    def fresh(self, name: str) -> StreamRoute:
-        """The stream's route, made if new, its map refreshed if due."""
+    def fresh(self, name: str, now: Optional[float] = None) -> StreamRoute:
+        """The stream's route, made if new, its map refreshed if due
+        (``now``: the clock's time, when the caller has just read it)."""
         route = self._routes.get(name)
         if route is None:
             route = self._routes[name] = self._make(name)
+        elif now is not None and now < route.locator.next_look:
+            return route  # the common case on each add: not due
         if route.refresh():
             self._on_change(route)
         return route

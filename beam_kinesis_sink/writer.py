@@ -122,7 +122,8 @@ class KinesisWriter:
         (the stateful mode keys its batches by shard); a shard the current
         map does not know is located again.
         """
-        route = self._routes.fresh(self.stream if stream is None else stream)
+        now = self._clock()
+        route = self._routes.fresh(self.stream if stream is None else stream, now)
         if size > route.limits.max_record_bytes:
             self._too_large(record, size, route, context, element_timestamp_micros)
             return
@@ -131,7 +132,7 @@ class KinesisWriter:
         if shard_id is None or not route.locator.knows(shard_id):
             shard_id = route.locator.shard_of(hash_key)
         item = self.buffers.new_item(record, size, hash_key, context, element_timestamp_micros)
-        self._after_add(self.buffers.add(item, (route.name, shard_id)), route)
+        self._after_add(self.buffers.add(item, (route.name, shard_id)), route, now)
 
     def reject(self, rejection: Rejection, context: Any = None,
                element_timestamp_micros: Optional[int] = None, stream: Optional[str] = None) -> None:
@@ -215,12 +216,11 @@ class KinesisWriter:
         self._outcomes.rejected(route.name, rejection, context, element_timestamp_micros)
 
     # ----------------------------------------------------------------- pump
-    def _after_add(self, queue: ShardQueue, route: StreamRoute) -> None:
+    def _after_add(self, queue: ShardQueue, route: StreamRoute, now: float) -> None:
         """One look per record: only ``queue`` changed, so unless a call
         completed, a wait ended or the buffers are over their bound, only it
         may have a request to send (a full one)."""
         completed = self._submitter.completed()
-        now = self._clock()
         if completed or self._over_bound() or now >= self._wake_at:
             self._settle_all(completed)
             self._pump(drain=False, deadline=None)

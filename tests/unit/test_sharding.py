@@ -1,11 +1,17 @@
 import hashlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from beam_kinesis_sink.sharding import Shard, ShardMap, hash_key_of
 from tests.unit.fakes import four_shards
+
+
+@settings(max_examples=300)
+@given(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=256))
+def test_hash_key_is_hashlibs_md5_of_the_utf8_key_for_any_key(key):
+    assert hash_key_of(key) == int.from_bytes(hashlib.md5(key.encode("utf-8")).digest(), "big")
 
 
 def test_hash_key_is_big_endian_md5_of_utf8_key():
