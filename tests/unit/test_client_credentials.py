@@ -191,3 +191,20 @@ def test_client_config_stays_a_small_picklable_value():
                           sts_endpoint_url="http://127.0.0.1:1", aws_secret_access_key="hidden")
     assert pickle.loads(pickle.dumps(config)) == config
     assert "hidden" not in repr(config) and "sts_endpoint_url='http://127.0.0.1:1'" in repr(config)
+
+
+def test_clients_share_one_model_loader_but_not_their_credentials():
+    first = ClientConfig(region_name="us-east-1", aws_access_key_id="AKIAFIRST0000000001",
+                         aws_secret_access_key="first-secret").create_client()
+    others = [ClientConfig(region_name="eu-west-1", aws_access_key_id=f"AKIAOTHER000000000{i}",
+                           aws_secret_access_key=f"other-secret-{i}").create_client() for i in range(5)]
+    from beam_kinesis_sink import client as client_module
+
+    loader = client_module._loader
+    assert loader is not None
+    assert all(c._loader is loader for c in [first, *others])  # the models are read once
+    assert len(loader.search_paths) <= len(set(loader.search_paths)) + 1  # no growth per client
+    assert first._request_signer._credentials.access_key == "AKIAFIRST0000000001"
+    assert [c._request_signer._credentials.access_key for c in others] == [
+        f"AKIAOTHER000000000{i}" for i in range(5)]
+    assert {c.meta.region_name for c in others} == {"eu-west-1"} and first.meta.region_name == "us-east-1"
