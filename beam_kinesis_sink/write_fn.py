@@ -12,7 +12,7 @@ receipt or dead letter is emitted in them.
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterable, NamedTuple, Optional, Union
+from typing import Any, Iterable, List, NamedTuple, Optional, Union
 
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
@@ -80,14 +80,17 @@ def _event_time(micros: int) -> Optional[int]:
 _WINDOWED_VALUE_PARAM = getattr(beam.DoFn, "WindowedValueParam", None)
 
 
-def _emit(outcomes: Iterable[Any]) -> Iterable[Any]:
+def _emit(outcomes: Iterable[Any]) -> List[Any]:
     """Each outcome to its output, in its element's timestamp, windows and
     pane (``context``, a ``WindowedValue``), or in the input's when None.
     Receipts go to the main output (``WRITTEN``): no ``TaggedOutput`` per
-    receipt."""
+    receipt. A list, not a generator: Beam walks it faster."""
+    out: List[Any] = []
+    append = out.append
     for value, context in outcomes:
         windowed = value if context is None else context.with_value(value)
-        yield windowed if type(value) is WriteReceipt else TaggedOutput(DEAD_LETTERS, windowed)
+        append(windowed if type(value) is WriteReceipt else TaggedOutput(DEAD_LETTERS, windowed))
+    return out
 
 
 class _WriterDoFn(beam.DoFn):
