@@ -1,0 +1,147 @@
+"""The sink's pipeline cost at several git revisions, side by side in one run.
+
+    python -m bench.revisions [--records N] [--rounds R] REV [REV ...]
+
+Each revision is checked out (``git worktree add --detach``, into a
+temporary directory, removed at the end). Round after round, each one runs
+the pipeline of :mod:`bench.beam_runs` ending in ``WriteToKinesis`` in a
+child process that imports that revision's ``beam_kinesis_sink``; the
+current checkout then runs the no-op and the bare hand-written sink once
+per round, the baselines. The fastest run of each counts, as in
+``python -m bench``, and every run is printed. What it prints is a
+Markdown table: records/s, ``vs_bare_loop`` and µs per record (1/rate −
+1/no-op rate) per revision.
+
+A revision must have ``bench/beam_runs.py`` and ``bench/endpoint.py`` (the
+benchmark suite's first version on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parent.parent
+
+
+def child(repo: str, records: int, variants: Sequence[str]) -> None:
+    """In a child process: the pipelines of ``variants`` with ``repo``'s code."""
+    sys.path.insert(0, repo)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    import apache_beam as beam
+
+    import beam_kinesis_sink
+    from beam_kinesis_sink import ClientConfig, WriteToKinesis
+    from bench.bare_sink import BareSinkFn
+    from bench.beam_runs import REGION, STREAM, NoOpFn, run_pipeline
+    from bench.endpoint import start_loopback_endpoint
+
+    with tempfile.TemporaryDirectory() as logs, start_loopback_endpoint(4, log_dir=Path(logs)) as endpoint:
+        config = ClientConfig(region_name=REGION, endpoint_url=endpoint.endpoint_url)
+        ends = {
+            "noop": lambda: beam.ParDo(NoOpFn()),
+            "bare": lambda: beam.ParDo(BareSinkFn(STREAM, endpoint.endpoint_url, REGION)),
+            "sink": lambda: WriteToKinesis(STREAM, client_config=config, rate_limit=False),
+        }
+        run_pipeline(2_000, "warm-up", ends["sink"]())
+        for name in variants:
+            seconds = run_pipeline(records, name, ends[name]())
+            print(json.dumps({"variant": name, "records_per_s": records / seconds,
+                              "code": beam_kinesis_sink.__file__}), flush=True)
+
+
+def _run(repo: Path, records: int, variants: Sequence[str]) -> Dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, str(HERE), "--child", str(repo), "--records", str(records), "--variants",
+         ",".join(variants)],
+        capture_output=True, text=True, cwd=tempfile.gettempdir(),
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the pipelines of {repo} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    rates = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    for rate in rates:  # the sink that ran is the revision's, not the installed one
+        if not Path(rate["code"]).resolve().is_relative_to(repo.resolve()):
+            raise SystemExit(f"the pipelines meant for {repo} ran the sink of {rate['code']}")
+    return {r["variant"]: r["records_per_s"] for r in rates}
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _check(revision: str) -> None:
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"], cwd=ROOT,
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        raise SystemExit(f"{revision!r} is not a commit of this repository ({ROOT})")
+
+
+def compare(revisions: Sequence[str], records: int, rounds: int) -> str:
+    for rev in revisions:
+        _check(rev)
+    runs: Dict[str, List[float]] = {name: [] for name in [*revisions, "noop", "bare"]}
+    with tempfile.TemporaryDirectory(prefix="bench-revisions-") as tmp:
+        trees = {}
+        for i, rev in enumerate(revisions):
+            trees[rev] = Path(tmp) / str(i)
+            _git("worktree", "add", "--detach", "--quiet", str(trees[rev]), rev)
+        try:
+            for round_no in range(1, rounds + 1):
+                for rev in revisions:
+                    rate = _run(trees[rev], records, ["sink"])["sink"]
+                    runs[rev].append(rate)
+                    print(f"  round {round_no}: {rev:>12} sink {rate:9,.0f} records/s", flush=True)
+                for name, rate in _run(ROOT, records, ["noop", "bare"]).items():
+                    runs[name].append(rate)
+                    print(f"  round {round_no}: {name:>12}      {rate:9,.0f} records/s", flush=True)
+        finally:
+            for tree in trees.values():
+                _git("worktree", "remove", "--force", str(tree))
+    return _table(revisions, runs, records, rounds)
+
+
+def _table(revisions: Sequence[str], runs: Dict[str, List[float]], records: int, rounds: int) -> str:
+    noop, bare = max(runs["noop"]), max(runs["bare"])
+    lines = [
+        f"{records:,} records, {rounds} round(s), the fastest run of each; no-op {noop:,.0f} records/s, "
+        f"bare boto3 sink {bare:,.0f} records/s ({(1 / bare - 1 / noop) * 1e6:.1f} µs per record)",
+        "",
+        "| revision | change | records/s | vs_bare_loop | µs per record | runs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for rev in revisions:
+        best = max(runs[rev])
+        subject = _git("log", "-1", "--format=%s", rev)
+        shown = subject if len(subject) <= 70 else subject[:67] + "..."
+        lines.append(f"| {_git('rev-parse', '--short', rev)} | {shown} | {best:,.0f} | {best / bare:.3f} | "
+                     f"{(1 / best - 1 / noop) * 1e6:.1f} | {', '.join(f'{r:,.0f}' for r in runs[rev])} |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.revisions", description=__doc__.split("\n\n")[0])
+    parser.add_argument("revisions", nargs="*", help="git revisions (commits, tags, branches)")
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--variants", default="sink", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child, args.records, args.variants.split(","))
+        return 0
+    if not args.revisions:
+        parser.error("name at least one revision")
+    print(compare(args.revisions, args.records, args.rounds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
