@@ -9,8 +9,9 @@ child process that imports that revision's ``beam_kinesis_sink``; the
 current checkout then runs the no-op and the bare hand-written sink once
 per round, the baselines. The fastest run of each counts, as in
 ``python -m bench``, and every run is printed. What it prints is a
-Markdown table: records/s, ``vs_bare_loop`` and µs per record (1/rate −
-1/no-op rate) per revision.
+Markdown table: records/s, ``vs_bare_loop``, µs per record (1/rate −
+1/no-op rate) and the garbage collector's share of them (the least of the
+runs; ``gc.callbacks`` in the child) per revision.
 
 A revision must have ``bench/beam_runs.py`` and ``bench/endpoint.py`` (the
 benchmark suite's first version on).
@@ -19,13 +20,16 @@ benchmark suite's first version on).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
@@ -53,12 +57,33 @@ def child(repo: str, records: int, variants: Sequence[str]) -> None:
         }
         run_pipeline(2_000, "warm-up", ends["sink"]())
         for name in variants:
-            seconds = run_pipeline(records, name, ends[name]())
+            with _collections() as gc_seconds:
+                seconds = run_pipeline(records, name, ends[name]())
             print(json.dumps({"variant": name, "records_per_s": records / seconds,
-                              "code": beam_kinesis_sink.__file__}), flush=True)
+                              "gc_seconds": gc_seconds[0], "code": beam_kinesis_sink.__file__}), flush=True)
 
 
-def _run(repo: Path, records: int, variants: Sequence[str]) -> Dict[str, float]:
+@contextlib.contextmanager
+def _collections() -> Iterator[List[float]]:
+    """The seconds the garbage collector spent collecting, in ``[0]``, while
+    the block ran (the DirectRunner runs the pipeline in this process)."""
+    spent = [0.0]
+    started = [0.0]
+
+    def callback(phase: str, _info: Dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            spent[0] += time.perf_counter() - started[0]
+
+    gc.callbacks.append(callback)
+    try:
+        yield spent
+    finally:
+        gc.callbacks.remove(callback)
+
+
+def _run(repo: Path, records: int, variants: Sequence[str]) -> Dict[str, Dict[str, float]]:
     done = subprocess.run(
         [sys.executable, str(HERE), "--child", str(repo), "--records", str(records), "--variants",
          ",".join(variants)],
@@ -70,7 +95,7 @@ def _run(repo: Path, records: int, variants: Sequence[str]) -> Dict[str, float]:
     for rate in rates:  # the sink that ran is the revision's, not the installed one
         if not Path(rate["code"]).resolve().is_relative_to(repo.resolve()):
             raise SystemExit(f"the pipelines meant for {repo} ran the sink of {rate['code']}")
-    return {r["variant"]: r["records_per_s"] for r in rates}
+    return {r["variant"]: r for r in rates}
 
 
 def _git(*args: str) -> str:
@@ -88,6 +113,8 @@ def compare(revisions: Sequence[str], records: int, rounds: int) -> str:
     for rev in revisions:
         _check(rev)
     runs: Dict[str, List[float]] = {name: [] for name in [*revisions, "noop", "bare"]}
+    #: garbage collection, µs per record, of each run of each revision's sink
+    gc_us: Dict[str, List[float]] = {rev: [] for rev in revisions}
     with tempfile.TemporaryDirectory(prefix="bench-revisions-") as tmp:
         trees = {}
         for i, rev in enumerate(revisions):
@@ -96,33 +123,38 @@ def compare(revisions: Sequence[str], records: int, rounds: int) -> str:
         try:
             for round_no in range(1, rounds + 1):
                 for rev in revisions:
-                    rate = _run(trees[rev], records, ["sink"])["sink"]
-                    runs[rev].append(rate)
-                    print(f"  round {round_no}: {rev:>12} sink {rate:9,.0f} records/s", flush=True)
-                for name, rate in _run(ROOT, records, ["noop", "bare"]).items():
-                    runs[name].append(rate)
+                    sink = _run(trees[rev], records, ["sink"])["sink"]
+                    runs[rev].append(sink["records_per_s"])
+                    gc_us[rev].append(sink["gc_seconds"] / records * 1e6)
+                    print(f"  round {round_no}: {rev:>12} sink {sink['records_per_s']:9,.0f} records/s, "
+                          f"GC {gc_us[rev][-1]:.1f} µs per record", flush=True)
+                for name, run in _run(ROOT, records, ["noop", "bare"]).items():
+                    runs[name].append(run["records_per_s"])
+                    rate = run["records_per_s"]
                     print(f"  round {round_no}: {name:>12}      {rate:9,.0f} records/s", flush=True)
         finally:
             for tree in trees.values():
                 _git("worktree", "remove", "--force", str(tree))
-    return _table(revisions, runs, records, rounds)
+    return _table(revisions, runs, gc_us, records, rounds)
 
 
-def _table(revisions: Sequence[str], runs: Dict[str, List[float]], records: int, rounds: int) -> str:
+def _table(revisions: Sequence[str], runs: Dict[str, List[float]], gc_us: Dict[str, List[float]],
+           records: int, rounds: int) -> str:
     noop, bare = max(runs["noop"]), max(runs["bare"])
     lines = [
         f"{records:,} records, {rounds} round(s), the fastest run of each; no-op {noop:,.0f} records/s, "
         f"bare boto3 sink {bare:,.0f} records/s ({(1 / bare - 1 / noop) * 1e6:.1f} µs per record)",
         "",
-        "| revision | change | records/s | vs_bare_loop | µs per record | runs |",
-        "|---|---|---|---|---|---|",
+        "| revision | change | records/s | vs_bare_loop | µs per record | GC µs per record | runs |",
+        "|---|---|---|---|---|---|---|",
     ]
     for rev in revisions:
         best = max(runs[rev])
         subject = _git("log", "-1", "--format=%s", rev)
         shown = subject if len(subject) <= 70 else subject[:67] + "..."
         lines.append(f"| {_git('rev-parse', '--short', rev)} | {shown} | {best:,.0f} | {best / bare:.3f} | "
-                     f"{(1 / best - 1 / noop) * 1e6:.1f} | {', '.join(f'{r:,.0f}' for r in runs[rev])} |")
+                     f"{(1 / best - 1 / noop) * 1e6:.1f} | {min(gc_us[rev]):.1f} | "
+                     f"{', '.join(f'{r:,.0f}' for r in runs[rev])} |")
     return "\n".join(lines)
 
 
