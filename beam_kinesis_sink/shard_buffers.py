@@ -32,16 +32,6 @@ class Item:
         "seq", "members",
     )
 
-    def __init__(
-        self,
-        record: KinesisRecord,
-        size: int,
-        hash_key: int,
-        context: Any = None,
-        element_timestamp_micros: Optional[int] = None,
-    ) -> None:
-        self.fill(record, size, hash_key, context, element_timestamp_micros)
-
     def fill(
         self,
         record: KinesisRecord,
@@ -50,7 +40,7 @@ class Item:
         context: Any = None,
         element_timestamp_micros: Optional[int] = None,
     ) -> None:
-        """Make this item a new record's, as a new ``Item`` would be."""
+        """Make this item a new record's: what ``Item(...)`` does to a new one."""
         # The record's fields, not the record: the element's tuple need not
         # outlive its ``process`` call (a tracked object less per record
         # held, for the garbage collector to walk and promote).
@@ -72,6 +62,8 @@ class Item:
         self.seq = 0
         #: for an aggregated record: the user records inside it, in order
         self.members: Optional[List[Item]] = None
+
+    __init__ = fill
 
     @property
     def record(self) -> KinesisRecord:
