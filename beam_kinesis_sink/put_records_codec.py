@@ -16,7 +16,7 @@ How: the call still goes through ``client.put_records``, but with
   body botocore serialized (``{"Records": [], "StreamName": ...}``), before
   the request is created and signed.
 - ``before-parse.kinesis.PutRecords`` reads a 2xx answer's ``Records`` list
-  itself, as botocore's JSON parser would (model member order, ``null``
+  itself, as botocore's JSON parser would (the same members, ``null``
   fields dropped), and hands botocore the rest of the body to parse. Any
   answer it is not sure of (not JSON, not a dict, entries that are not
   objects...) is left untouched for botocore's parser.
@@ -161,9 +161,10 @@ def request_body(stream_args: Dict[str, Any], entries: Iterable[Any]) -> bytes:
 
 # ------------------------------------------------------------------ answer
 def decode_result_entries(raw: List[Any]) -> Optional[List[Optional[Dict[str, Any]]]]:
-    """``Records`` of a parsed JSON answer as botocore's parser returns them
-    (members in model order, ``null`` members dropped, unknown ones ignored,
-    ``null`` entries kept); None if an entry is neither an object nor null
+    """``Records`` of a parsed JSON answer, equal to what botocore's parser
+    returns (``null`` members dropped, unknown ones ignored, ``null`` entries
+    kept; members in model order, but for a plain receipt, kept as parsed);
+    None if an entry is neither an object nor null
     (botocore's parser then decides, and fails its own way)."""
     out: List[Optional[Dict[str, Any]]] = []
     append = out.append
@@ -175,8 +176,9 @@ def decode_result_entries(raw: List[Any]) -> Optional[List[Optional[Dict[str, An
             return None
         sequence, shard = entry.get(_SEQ), entry.get(_SHARD)
         if len(entry) == 2 and sequence is not None and shard is not None:
-            # The common receipt, kept as parsed (the same dict botocore
-            # makes, with no second dict per record).
+            # The common receipt, kept as parsed: equal to the dict botocore
+            # makes (its two members in the answer's order, not always the
+            # model's), with no second dict per record.
             append(entry)
             continue
         parsed = {}
