@@ -118,13 +118,13 @@ class Batcher:
         budget_records, budget_bytes = self.limiter.budget(queue.key)
         count, nbytes = take_prefix(queue.sizes(), limits, max_records=budget_records, max_bytes=budget_bytes)
         items = queue.take(count)
-        if len(queue):
+        max_records = limits.max_records_per_request if budget_records is None else max(
+            1, min(limits.max_records_per_request, budget_records))
+        max_bytes = limits.max_request_bytes if budget_bytes is None else min(
+            limits.max_request_bytes, budget_bytes)
+        if len(queue) and count < max_records and nbytes < max_bytes:
             # The prefix stopped at a record that did not fit: fill the gap
             # with later ones that do (order is what ordered=True keeps).
-            max_records = limits.max_records_per_request if budget_records is None else max(
-                1, min(limits.max_records_per_request, budget_records))
-            max_bytes = limits.max_request_bytes if budget_bytes is None else min(
-                limits.max_request_bytes, budget_bytes)
             extra = queue.take_fitting(max_records - count, max_bytes - nbytes, now, _GAP_SCAN)
             items += extra
             nbytes += sum(item.size for item in extra)
