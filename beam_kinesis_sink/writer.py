@@ -2,7 +2,7 @@
 
     add ─▶ stream route ─▶ shard locator ─▶ shard buffers ─▶ dispatch policy
         (per stream)     (hash key → shard)  (queue per shard)  (who may send)
-      ─▶ batcher ─────────────────────────▶ submitter ─▶ classifier ─▶ retry plan ─▶ outcomes
+      ─▶ batcher ─────────────────────────▶ submitter ─▶ settle: classifier ─▶ retry plan ─▶ outcomes
         (order, aggregation, limits, tokens)  (thread pool)  (answer → verdict)  (requeue or give up)
 
 It knows nothing of Beam: the DoFns feed it records and take outcomes, each
@@ -28,19 +28,17 @@ import time
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from beam_kinesis_sink import metrics as m
-from beam_kinesis_sink.aggregator import held_by
 from beam_kinesis_sink.batcher import Batcher
-from beam_kinesis_sink.classifier import Verdict, judge_answer, judge_failure
 from beam_kinesis_sink.client import stream_arguments
 from beam_kinesis_sink.convert import Rejection
 from beam_kinesis_sink.dispatch import KeysInFlight, OneCallPerShard
-from beam_kinesis_sink.errors import FatalStreamError
 from beam_kinesis_sink.limits import check_size
 from beam_kinesis_sink.messages import redact
 from beam_kinesis_sink.outcomes import Outcome, Outcomes
 from beam_kinesis_sink.rate_limit import RateLimiter
 from beam_kinesis_sink.records import ErrorCode, KinesisRecord
-from beam_kinesis_sink.retry import Backoff, Failure, plan_retries
+from beam_kinesis_sink.retry import Backoff
+from beam_kinesis_sink.settle import Settler
 from beam_kinesis_sink.shard_buffers import Batch, Item, QueueKey, ShardBuffers, ShardQueue
 from beam_kinesis_sink.shard_locator import ShardLocator
 from beam_kinesis_sink.sharding import ShardMap, hash_key_of
@@ -93,6 +91,8 @@ class KinesisWriter:
         )
         self._submitter = Submitter(client, options.max_in_flight, options.request_codec)
         self._outcomes = Outcomes(self.metrics, wall_clock, self._redact)
+        self._settler = Settler(options, self.buffers, self._routes, self._outcomes, self.metrics,
+                                self.rate_limiter, self._keys_in_flight, clock, self._backoff, self._redact)
         #: the clock time at which some queue may send without a new record
         #: (a backoff or a wait for tokens ends); see _after_add
         self._wake_at = float("inf")
@@ -295,115 +295,7 @@ class KinesisWriter:
     # ---------------------------------------------------------------- settle
     def _settle_all(self, completed: List[Completed]) -> None:
         for done in completed:
-            self._settle(done)
-
-    def _settle(self, done: Completed) -> None:
-        """Act on the verdict of one finished call."""
-        batch = done.batch
-        route = self._routes[batch.stream]
-        queue = self.buffers.queue(batch.key)
-        queue.in_flight = False
-        queue.ready_at = 0.0
-        if self.options.ordered:
-            self._keys_in_flight.landed(batch)
-        count = len(batch.items)
-        if done.error is not None:
-            verdict = judge_failure(done.error, count)
-        else:
-            verdict = judge_answer(done.response, count, batch.shard_id, batch.split)
-        self._learn(batch, verdict)
-        if verdict.fatal is not None and self.options.on_fatal_error == "fail":
-            code, message = verdict.fatal
-            raise FatalStreamError(batch.stream, code, self._redact(message))
-        misplaced = self._finish(batch, verdict)
-        if verdict.split is not None:
-            queue.push_splits([[batch.items[i] for i in half] for half in verdict.split])
-        if verdict.map_stale:
-            route.locator.mark_stale()
-            self._routes.fresh(batch.stream)
-        failures = [Failure(batch.items[i], code, msg) for i, code, msg in verdict.retry]
-        failures += self._placed(route, misplaced)
-        if failures:
-            self._retry(batch, failures)
-
-    def _learn(self, batch: Batch, verdict: Verdict) -> None:
-        """Metrics of the call, and feedback for the shard's rate limiter."""
-        if verdict.call_failed:
-            self.metrics.inc(m.PUT_RECORDS_FAILED_CALLS)
-            if not verdict.throttled:
-                # The shard did not take these records: the tokens go back, or
-                # an outage's retries would wait for tokens of records never sent.
-                self.rate_limiter.give_back(batch.key, len(batch.items), batch.nbytes)
-        if verdict.throttled:
-            self.metrics.inc(m.RECORDS_THROTTLED, verdict.throttled)
-        if verdict.feedback is not None:
-            self.rate_limiter.on_result(batch.key, verdict.feedback)
-
-    def _finish(self, batch: Batch, verdict: Verdict) -> List[Tuple[Item, str, str]]:
-        """Outcomes for the records this call settled for good. Returns the
-        aggregates that landed on another shard than the one aimed at."""
-        misplaced: List[Tuple[Item, str, str]] = []
-        if self.options.aggregation is None:
-            # Every unit is a user record: receipts straight from the verdict;
-            # then nothing refers to these items any more (the batch is done).
-            count, nbytes = self._outcomes.written_by_index(batch.stream, batch.items, verdict.written)
-            self.buffers.release_many(count, nbytes)
-            self.buffers.recycle(batch.items[i] for i, _, _ in verdict.written)
-        else:
-            misplaced = self._aggregates_written(batch, verdict)
-        for i, code, message in verdict.dead:
-            self._give_up(batch.items[i], code, message, batch.key)
-        return misplaced
-
-    def _aggregates_written(self, batch: Batch, verdict: Verdict) -> List[Tuple[Item, str, str]]:
-        """Receipts for the units written where they were aimed; returns the
-        aggregates that landed elsewhere."""
-        written: List[Tuple[Item, str, str]] = []
-        misplaced: List[Tuple[Item, str, str]] = []
-        for i, shard_id, seq in verdict.written:
-            unit = batch.items[i]
-            aimed_elsewhere = unit.members is not None and shard_id != batch.shard_id
-            (misplaced if aimed_elsewhere else written).append((unit, shard_id, seq))
-        self._receipts(batch.stream, written)
-        return misplaced
-
-    def _receipts(self, stream: str, written: List[Tuple[Item, str, str]]) -> None:
-        for unit, _, _ in written:
-            for item in unit.users():
-                self.buffers.release(item)
-        self._outcomes.written(stream, written)
-
-    def _placed(self, route: StreamRoute, misplaced: List[Tuple[Item, str, str]]) -> List[Failure]:
-        """Aggregates that landed on another shard (the map was stale): kept
-        if every sub-record's hash lies in that shard's range, else sent
-        again (the KCL would drop the whole aggregate)."""
-        failures: List[Failure] = []
-        for unit, shard_id, seq in misplaced:
-            if held_by(unit, shard_id, route.locator.shard_map):
-                self._receipts(route.name, [(unit, shard_id, seq)])
-                continue
-            self.metrics.inc(m.AGGREGATES_RESENT)
-            failures.append(Failure(unit, ErrorCode.INTERNAL_FAILURE,
-                                    f"its aggregate landed on {shard_id}, whose range does not hold every "
-                                    "sub-record (the shard map was stale); it was sent again"))
-        return failures
-
-    def _retry(self, batch: Batch, failures: List[Failure]) -> None:
-        users = [Failure(item, f.code, f.message) for f in failures for item in f.item.users()]
-        plan = plan_retries(users, self._clock(), self.options.retry, self._backoff)
-        for item, message in plan.give_up:
-            self._give_up(item, item.last_code, message, batch.key)
-        if plan.retry:
-            self.metrics.inc(m.RECORDS_RETRIED, len(plan.retry))
-            self.buffers.queue(batch.key).requeue(plan.retry)
-            locator = self._routes[batch.stream].locator
-            if not locator.knows(batch.shard_id):  # the map changed under them
-                self.buffers.rebucket(batch.stream, locator.shard_of)
-
-    def _give_up(self, unit: Item, code: str, message: str, key: QueueKey) -> None:
-        for item in unit.users():
-            self.buffers.release(item)
-            self._outcomes.gave_up(key[0], item, code, message, key[1])
+            self._settler.settle(done)
 
     def _expire(self) -> None:
         """The flush deadline passed: give in-flight calls a grace period, then
@@ -415,7 +307,7 @@ class KinesisWriter:
         for batch in self._submitter.abandon():
             self.buffers.queue(batch.key).in_flight = False
             for unit in batch.items:
-                self._give_up(unit, ErrorCode.DEADLINE_EXCEEDED,
+                self._settler.give_up(unit, ErrorCode.DEADLINE_EXCEEDED,
                               "a PutRecords call was still in flight at the flush deadline; "
                               "it may have been written (a replay can duplicate it)", batch.key)
         for queue in list(self.buffers.queues()):
@@ -427,7 +319,8 @@ class KinesisWriter:
         if item.last_code:
             # It was failing: its own error is the cause (and what a replay
             # filters on); the deadline only ended its retries.
-            self._give_up(item, item.last_code, f"{item.last_message} (still failing after "
+            self._settler.give_up(item, item.last_code, f"{item.last_message} (still failing after "
                           f"{item.attempts} attempts when the flush deadline passed)", key)
         else:
-            self._give_up(item, ErrorCode.DEADLINE_EXCEEDED, "not written before the flush deadline", key)
+            self._settler.give_up(item, ErrorCode.DEADLINE_EXCEEDED, "not written before the flush deadline",
+                                  key)
