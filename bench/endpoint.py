@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from beam_kinesis_sink.testing.processes import LOOPBACK, die_with_parent, stop_group
+from beam_kinesis_sink.testing.processes import LOOPBACK, dying_with_parent, stop_group
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _STARTUP_TIMEOUT_S = 30.0
@@ -124,9 +124,9 @@ def start_loopback_endpoint(
             "--shards", str(shards), "--latency-ms", str(latency_ms),
             "--throttle-records-per-second", str(throttle_records_per_second)]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   env=child_env(), cwd=str(REPO_ROOT), start_new_session=True,
-                                   preexec_fn=die_with_parent)
+        process = subprocess.Popen(dying_with_parent(argv), stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, env=child_env(), cwd=str(REPO_ROOT),
+                                   start_new_session=True)
     try:
         port = _wait_ready(process, ready, log_path)
     except BaseException:

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from beam_kinesis_sink.testing.processes import die_with_parent
+from beam_kinesis_sink.testing.processes import dying_with_parent
 from bench.endpoint import REPO_ROOT, LoopbackEndpoint
 from bench.workload import record_bytes, small_records
 
@@ -133,8 +133,8 @@ def _run(argv: List[str], log_path: Path, timeout: float, what: str, cwd: Path,
         out.write(f"$ {' '.join(argv)}\n".encode())
         out.flush()
         try:
-            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=str(cwd),
-                           env=env, check=True, timeout=timeout, preexec_fn=die_with_parent)
+            subprocess.run(dying_with_parent(argv), stdin=subprocess.DEVNULL, stdout=out,
+                           stderr=subprocess.STDOUT, cwd=str(cwd), env=env, check=True, timeout=timeout)
         except subprocess.CalledProcessError as error:
             raise PeerSkipped(f"{what} failed (exit {error.returncode}): {failure_line(log_path)} "
                               f"(log: {log_path})") from None

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from beam_kinesis_sink.testing.processes import die_with_parent
+from beam_kinesis_sink.testing.processes import dying_with_parent
 from bench.endpoint import REPO_ROOT, LoopbackEndpoint, child_env
 from bench.results import GOALS, Entry, entry
 from bench.sizes import Sizes
@@ -111,9 +111,9 @@ def measure_peak_rss(endpoint: LoopbackEndpoint, sizes: Sizes, log: Callable[[st
     env = child_env()
     try:
         with open(child_log, "wb") as child_output:
-            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=child_output, stderr=subprocess.STDOUT,
-                           env=env, cwd=str(REPO_ROOT), check=True, timeout=sizes.budget_s,
-                           preexec_fn=die_with_parent)
+            subprocess.run(dying_with_parent(argv), stdin=subprocess.DEVNULL, stdout=child_output,
+                           stderr=subprocess.STDOUT, env=env, cwd=str(REPO_ROOT), check=True,
+                           timeout=sizes.budget_s)
     except subprocess.CalledProcessError as error:
         tail = child_log.read_text(errors="replace")[-1500:]
         raise RuntimeError(f"the memory child exited with {error.returncode}:\n{tail}") from None

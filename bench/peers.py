@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from beam_kinesis_sink.testing.processes import die_with_parent
+from beam_kinesis_sink.testing.processes import dying_with_parent
 from bench import java_kinesisio
 from bench.endpoint import REPO_ROOT
 from bench.java_kinesisio import JAVA_PEER, JavaPeer, PeerSkipped
@@ -80,8 +80,8 @@ def venv_ready(peer: VenvPeer) -> bool:
 def _run_logged(argv: List[str], log_path: Path, timeout: float, what: str) -> None:
     with open(log_path, "ab") as out:
         try:
-            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                           check=True, timeout=timeout, preexec_fn=die_with_parent)
+            subprocess.run(dying_with_parent(argv), stdin=subprocess.DEVNULL, stdout=out,
+                           stderr=subprocess.STDOUT, check=True, timeout=timeout)
         except subprocess.CalledProcessError as error:
             raise PeerSkipped(f"{what} failed (exit {error.returncode}): {_last_line(log_path)}") from None
         except subprocess.TimeoutExpired:
@@ -123,8 +123,8 @@ def run_runner(peer: VenvPeer, python: Path, endpoint_url: str, stream: str, n: 
     timeout = 60.0 + n / _SLOWEST_RECORDS_PER_S
     with open(log_path, "wb") as output:
         try:
-            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=env,
-                           cwd=str(REPO_ROOT), check=True, timeout=timeout, preexec_fn=die_with_parent)
+            subprocess.run(dying_with_parent(argv), stdin=subprocess.DEVNULL, stdout=output,
+                           stderr=subprocess.STDOUT, env=env, cwd=str(REPO_ROOT), check=True, timeout=timeout)
         except subprocess.CalledProcessError as error:
             reason = f"its runner failed (exit {error.returncode}): {_last_line(log_path)}"
             raise PeerSkipped(reason) from None

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Iterable, List, Optional, Sequence, Union
 
 #: every server the project starts listens here, never on all interfaces
 LOOPBACK = "127.0.0.1"
@@ -86,15 +87,16 @@ def stop_group(process: Process, term_timeout: float = 0.0) -> None:
     stop_groups([process], term_timeout)
 
 
-def die_with_parent() -> None:
-    """``preexec_fn``: ask Linux to SIGTERM the child when its parent exits."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort, not on every platform
-        pass
+def dying_with_parent(argv: Sequence[str]) -> List[str]:
+    """``argv``, run so that Linux SIGTERMs it when its parent exits: through
+    util-linux's ``setpriv --pdeathsig TERM``, which sets that and execs
+    ``argv`` (the same process). Not a ``preexec_fn``: Python code between
+    fork and exec runs the parent's at-fork hooks in the child, and gRPC's
+    (Beam imports it) then crashed a child here ("epoll_wait error: Bad file
+    descriptor", SIGABRT). Without ``setpriv``, ``argv`` as it is: the child
+    then outlives a parent that is killed."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else list(argv)
 
 
 def _proc_address(text: str) -> tuple[str, int]:

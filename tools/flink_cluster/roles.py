@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from beam_kinesis_sink.testing.processes import die_with_parent
+from beam_kinesis_sink.testing.processes import dying_with_parent
 from tools.flink_cluster.config import HOST, JAVA17_OPTS, REPO_ROOT, FlinkSetupError, mkdir
 from tools.flink_cluster.install import Installation
 
@@ -59,14 +59,13 @@ def spawn(
         out.write(f"$ {' '.join(cmd)}\n".encode())
         out.flush()
         popen = subprocess.Popen(
-            list(cmd),
+            dying_with_parent(cmd) if with_parent else list(cmd),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=cwd,
             env=env,
             start_new_session=True,
-            preexec_fn=die_with_parent if with_parent else None,
         )
     return Spawned(name, popen, log)
 
