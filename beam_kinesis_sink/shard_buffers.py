@@ -65,11 +65,6 @@ class Item:
 
     __init__ = fill
 
-    @property
-    def record(self) -> KinesisRecord:
-        """The record (a new tuple of its fields)."""
-        return KinesisRecord(self.data, self.partition_key, self.explicit_hash_key)
-
     def users(self) -> List[Item]:
         """The user records this item stands for: itself, or an aggregate's members."""
         return [self] if self.members is None else self.members

@@ -308,8 +308,8 @@ class KinesisWriter:
             self.buffers.queue(batch.key).in_flight = False
             for unit in batch.items:
                 self._settler.give_up(unit, ErrorCode.DEADLINE_EXCEEDED,
-                              "a PutRecords call was still in flight at the flush deadline; "
-                              "it may have been written (a replay can duplicate it)", batch.key)
+                                      "a PutRecords call was still in flight at the flush deadline; "
+                                      "it may have been written (a replay can duplicate it)", batch.key)
         for queue in list(self.buffers.queues()):
             for unit in queue.take_all():
                 for item in unit.users():
@@ -320,7 +320,7 @@ class KinesisWriter:
             # It was failing: its own error is the cause (and what a replay
             # filters on); the deadline only ended its retries.
             self._settler.give_up(item, item.last_code, f"{item.last_message} (still failing after "
-                          f"{item.attempts} attempts when the flush deadline passed)", key)
+                                  f"{item.attempts} attempts when the flush deadline passed)", key)
         else:
             self._settler.give_up(item, ErrorCode.DEADLINE_EXCEEDED, "not written before the flush deadline",
                                   key)

@@ -40,21 +40,14 @@ def child(repo: str, records: int, variants: Sequence[str]) -> None:
     sys.path.insert(0, repo)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    import apache_beam as beam
-
     import beam_kinesis_sink
-    from beam_kinesis_sink import ClientConfig, WriteToKinesis
-    from bench.bare_sink import BareSinkFn
-    from bench.beam_runs import REGION, STREAM, NoOpFn, run_pipeline
+    from bench.beam_runs import run_pipeline
+    from bench.beam_runs import variants as pipeline_ends
     from bench.endpoint import start_loopback_endpoint
 
     with tempfile.TemporaryDirectory() as logs, start_loopback_endpoint(4, log_dir=Path(logs)) as endpoint:
-        config = ClientConfig(region_name=REGION, endpoint_url=endpoint.endpoint_url)
-        ends = {
-            "noop": lambda: beam.ParDo(NoOpFn()),
-            "bare": lambda: beam.ParDo(BareSinkFn(STREAM, endpoint.endpoint_url, REGION)),
-            "sink": lambda: WriteToKinesis(STREAM, client_config=config, rate_limit=False),
-        }
+        # The revision's own pipelines of python -m bench (latency 0 for these three).
+        ends = {name: end for name, (_, end) in pipeline_ends(endpoint).items()}
         run_pipeline(2_000, "warm-up", ends["sink"]())
         for name in variants:
             with _collections() as gc_seconds:

@@ -23,7 +23,7 @@ def pack(sizes, limits):
     while len(queue):
         batch = batcher.next_batch(queue, now=0.0, force=True).batch
         assert batch is not None and queue.nbytes == sum(queue.sizes())
-        requests.append([int(item.record.partition_key) for item in batch.items])
+        requests.append([int(item.partition_key) for item in batch.items])
     return requests, rejected
 
 limits_strategy = st.builds(
