@@ -18,10 +18,8 @@ Where the coming features go: new error codes change the tables here.
 from __future__ import annotations
 
 import enum
-import itertools
 from dataclasses import dataclass
-from operator import itemgetter, methodcaller
-from typing import Any, Iterator, List, Optional, Tuple, Union
+from typing import Any, Optional, Tuple
 
 from beam_kinesis_sink.records import ErrorCode
 from beam_kinesis_sink.retry import split_in_two
@@ -199,46 +197,12 @@ def classify_service_error(code: str, message: str, http_status: int = 0) -> Cla
 Indexed = Tuple[int, str, str]
 
 
-class AllWritten:
-    """``Verdict.written`` of a call whose every record was written: the
-    answer's shard ids and sequence numbers, aligned with the batch, with no
-    triple built per record. It reads (iterates, compares, indexes) as the
-    ``(index, shard_id, sequence_number)`` triples it stands for."""
-
-    __slots__ = ("shard_ids", "sequence_numbers")
-
-    def __init__(self, shard_ids: List[str], sequence_numbers: List[str]) -> None:
-        self.shard_ids = shard_ids
-        self.sequence_numbers = sequence_numbers
-
-    def __len__(self) -> int:
-        return len(self.sequence_numbers)
-
-    def __iter__(self) -> Iterator[Indexed]:
-        return zip(itertools.count(), self.shard_ids, self.sequence_numbers)
-
-    def __getitem__(self, index: int) -> Indexed:
-        return tuple(self)[index]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, AllWritten):
-            other = tuple(other)
-        return tuple(self) == other
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
-
-    def __repr__(self) -> str:
-        return f"AllWritten({tuple(self)!r})"
-
-
 @dataclass(frozen=True)
 class Verdict:
     """What came of one PutRecords call, by index into its batch."""
 
-    #: (index, shard_id, sequence_number) of each record written (an
-    #: :class:`AllWritten` when every record of the call was)
-    written: Union[Tuple[Indexed, ...], AllWritten] = ()
+    #: (index, shard_id, sequence_number) of each record written
+    written: Tuple[Indexed, ...] = ()
     #: (index, error_code, error_message) of each record worth another attempt
     retry: Tuple[Indexed, ...] = ()
     #: (index, error_code, error_message) of each record that will never succeed
@@ -274,39 +238,6 @@ def judge_answer(response: Any, count: int, shard_id: str, split: bool = False) 
         got = len(entries) if isinstance(entries, list) else "no list of"
         # Never trust a response we cannot match by index.
         return _untrusted(count, f"PutRecords returned {got} entries for {count} records")
-    every = _every_one_written(entries)
-    if every is not None:
-        return Verdict(written=every, feedback=0.0,
-                       map_stale=not split and every.shard_ids.count(shard_id) != count)
-    return _judge_each(entries, count, shard_id, split)
-
-
-_error_code_of = methodcaller("get", "ErrorCode")
-_sequence_number_of = itemgetter("SequenceNumber")
-_shard_id_of = itemgetter("ShardId")
-
-
-def _every_one_written(entries: List[Any]) -> Optional[AllWritten]:
-    """The receipts of an answer whose every entry is one (the common case),
-    checked a column at a time in C rather than an entry at a time: plain
-    dicts, no error code, a non-empty str sequence number and shard id
-    each. None for any other answer, which :func:`_judge_each` judges
-    entry by entry (this check takes nothing that judge would not call written)."""
-    if set(map(type, entries)) != {dict} or any(map(_error_code_of, entries)):
-        return None
-    try:
-        sequence_numbers = list(map(_sequence_number_of, entries))
-        shard_ids = list(map(_shard_id_of, entries))
-    except KeyError:
-        return None
-    if (set(map(type, sequence_numbers)) != {str} or set(map(type, shard_ids)) != {str}
-            or "" in sequence_numbers or "" in shard_ids):
-        return None
-    return AllWritten(shard_ids, sequence_numbers)
-
-
-def _judge_each(entries: List[Any], count: int, shard_id: str, split: bool) -> Verdict:
-    """``judge_answer`` for an answer of ``count`` entries, entry by entry."""
     written, retry, dead = [], [], []
     throttled = 0
     map_stale = False

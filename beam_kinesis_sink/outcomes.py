@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
 from beam_kinesis_sink import metrics as m
-from beam_kinesis_sink.classifier import AllWritten
 from beam_kinesis_sink.convert import Rejection
 from beam_kinesis_sink.records import DeadLetter, WriteReceipt
 from beam_kinesis_sink.shard_buffers import Item
@@ -73,18 +72,15 @@ class Outcomes:
             self.metrics.inc(m.BYTES_WRITTEN, nbytes)
 
     def written_by_index(self, stream: str, items: List[Item],
-                         written: Union[Iterable[Tuple[int, str, str]], AllWritten]) -> Tuple[int, int]:
+                         written: Iterable[Tuple[int, str, str]]) -> Tuple[int, int]:
         """Receipts for ``(index, shard_id, sequence_number)`` triples of a
         call's ``items``, every one a user record (no aggregation): the
         common case, without ``written``'s per-unit steps. Returns the
         records and bytes written."""
         count = nbytes = 0
         append = self._pending.append
-        if type(written) is AllWritten:  # every item, in order: no index per record
-            triples: Iterable[Tuple[Item, str, str]] = zip(items, written.shard_ids, written.sequence_numbers)
-        else:
-            triples = ((items[index], shard_id, sequence) for index, shard_id, sequence in written)
-        for item, shard_id, sequence_number in triples:
+        for index, shard_id, sequence_number in written:
+            item = items[index]
             size = item.size
             # WriteReceipt's fields in order (test_writer.py checks each by name)
             append((_new_tuple(WriteReceipt, (

@@ -15,7 +15,7 @@ from typing import Callable, List, Tuple
 
 from beam_kinesis_sink import metrics as m
 from beam_kinesis_sink.aggregator import held_by
-from beam_kinesis_sink.classifier import AllWritten, Verdict, judge_answer, judge_failure
+from beam_kinesis_sink.classifier import Verdict, judge_answer, judge_failure
 from beam_kinesis_sink.dispatch import KeysInFlight
 from beam_kinesis_sink.errors import FatalStreamError
 from beam_kinesis_sink.outcomes import Outcomes
@@ -105,11 +105,9 @@ class Settler:
         if self.options.aggregation is None:
             # Every unit is a user record: receipts straight from the verdict;
             # then nothing refers to these items any more (the batch is done).
-            written = verdict.written
-            count, nbytes = self._outcomes.written_by_index(batch.stream, batch.items, written)
+            count, nbytes = self._outcomes.written_by_index(batch.stream, batch.items, verdict.written)
             self.buffers.release_many(count, nbytes)
-            self.buffers.recycle(batch.items if type(written) is AllWritten
-                                 else (batch.items[i] for i, _, _ in written))
+            self.buffers.recycle(batch.items[i] for i, _, _ in verdict.written)
         else:
             misplaced = self._aggregates_written(batch, verdict)
         for i, code, message in verdict.dead:

@@ -3,13 +3,11 @@ and a property over arbitrary JSON-shaped answers."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beam_kinesis_sink.classifier import AllWritten, Verdict, _judge_each, judge_answer, judge_failure
+from beam_kinesis_sink.classifier import Verdict, judge_answer, judge_failure
 from beam_kinesis_sink.records import ErrorCode
 from tests.unit.fakes import client_error
 
@@ -137,55 +135,3 @@ def test_every_answer_gives_each_record_exactly_one_fate(answer, count):
     for _, code, message in verdict.retry + verdict.dead:
         assert isinstance(code, str) and code and isinstance(message, str)
     assert 0.0 <= (verdict.feedback or 0.0) <= 1.0
-
-
-def _as_triples(verdict: Verdict) -> Verdict:
-    """``verdict`` with ``written`` as a plain tuple of triples."""
-    return dataclasses.replace(verdict, written=tuple(verdict.written))
-
-
-@settings(max_examples=500, deadline=None)
-@given(answer=answers, count=st.integers(1, 5), split=st.booleans())
-def test_the_all_written_shortcut_judges_as_entry_by_entry_does(answer, count, split):
-    verdict = judge_answer(answer, count, "shardId-000000000000", split)
-    entries_ = answer.get("Records") if isinstance(answer, dict) else None
-    if isinstance(entries_, list) and len(entries_) == count:
-        each = _judge_each(entries_, count, "shardId-000000000000", split)
-        assert _as_triples(verdict) == each
-
-
-receipts = st.lists(st.fixed_dictionaries({
-    "SequenceNumber": st.text(min_size=1, max_size=4),
-    "ShardId": st.sampled_from(["shardId-000000000000", "shardId-000000000001"]),
-}), min_size=1, max_size=6)
-
-
-@settings(max_examples=300, deadline=None)
-@given(entries_=receipts, split=st.booleans())
-def test_an_answer_of_receipts_only_takes_the_shortcut(entries_, split):
-    verdict = judge_answer({"Records": entries_}, len(entries_), "shardId-000000000000", split)
-    assert type(verdict.written) is AllWritten
-    assert list(verdict.written) == [(i, e["ShardId"], e["SequenceNumber"]) for i, e in enumerate(entries_)]
-    assert verdict.map_stale == (not split and any(e["ShardId"] != "shardId-000000000000" for e in entries_))
-    assert verdict.retry == verdict.dead == () and verdict.feedback == 0.0
-
-
-@pytest.mark.parametrize("odd", [
-    {"SequenceNumber": "7", "ShardId": "shardId-000000000000", "ErrorCode": "InternalFailure"},
-    {"SequenceNumber": "", "ShardId": "shardId-000000000000"},
-    {"ShardId": "shardId-000000000000"},
-    {"SequenceNumber": 7, "ShardId": "shardId-000000000000"},
-    None,
-])
-def test_one_odd_entry_sends_the_whole_answer_entry_by_entry(odd):
-    verdict = judge_answer({"Records": [OK, odd, OK]}, 3, OK["ShardId"])
-    assert type(verdict.written) is tuple
-    assert [i for i, _, _ in verdict.written] == [0, 2]
-    assert [i for i, _, _ in verdict.retry + verdict.dead] == [1]
-
-
-def test_all_written_reads_as_its_triples():
-    written = AllWritten(["s0", "s1"], ["1", "2"])
-    assert written == ((0, "s0", "1"), (1, "s1", "2")) == AllWritten(["s0", "s1"], ["1", "2"])
-    assert written != ((0, "s0", "1"),) and len(written) == 2 and written[1] == (1, "s1", "2")
-    assert hash(written) == hash(((0, "s0", "1"), (1, "s1", "2")))
