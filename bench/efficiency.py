@@ -11,6 +11,12 @@ sink's rivals, never the sink; ``raw.first_fit_decreasing_calls`` is a
 packing of the same records that exists, so the optimum lies between the
 two. The endpoint counts the calls, and the records and bytes each shard
 received.
+
+The bound is loose by up to one call per shard (its rounding up), so a
+small run cannot tell packing from rounding: at 3,000 records the bound
+is 46 calls, and one shard needed 11.996 calls' worth of bytes (12 calls
+only if filled to 99.97%). A full run writes 12,000 records (about 185
+calls), where a call of rounding per shard is about 2% in all.
 """
 
 from __future__ import annotations
