@@ -6,7 +6,7 @@ or an exception) untouched: judging it is the classifier's job. All else
 runs in the caller's thread, so Beam metrics (bound to the bundle's thread)
 are always updated from the right thread.
 
-Calls go through :class:`~beam_kinesis_sink.put_records_codec.DirectPutRecords`
+Calls go through :class:`~beam_kinesis_sink.direct_put_records.DirectPutRecords`
 (``codec="fast"``, the default): the same bytes on the wire and the same
 answers as boto3's ``put_records``, without botocore's per-record walks of
 its model. ``codec="boto3"`` is boto3's own ``put_records``.
@@ -17,7 +17,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 from typing import Any, Dict, List, NamedTuple, Optional
 
-from beam_kinesis_sink.put_records_codec import DirectPutRecords, entries_of
+from beam_kinesis_sink.direct_put_records import DirectPutRecords
+from beam_kinesis_sink.put_records_codec import entries_of
 from beam_kinesis_sink.shard_buffers import Batch, Item
 
 #: the request codec of writers that do not name one ("fast" or "boto3")

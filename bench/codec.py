@@ -1,5 +1,5 @@
 """Micro-benchmark: µs per record of one PutRecords call, boto3's
-``put_records`` against :class:`beam_kinesis_sink.put_records_codec.DirectPutRecords`.
+``put_records`` against :class:`beam_kinesis_sink.direct_put_records.DirectPutRecords`.
 
 No network: a ``before-send`` hook answers every call with a canned HTTP 200
 (all records written), so the figures are the client's own CPU per call:
@@ -20,7 +20,8 @@ import time
 from typing import Any, Callable, Dict, List, Tuple
 
 from beam_kinesis_sink.client import ClientConfig
-from beam_kinesis_sink.put_records_codec import DirectPutRecords, encode_records
+from beam_kinesis_sink.direct_put_records import DirectPutRecords
+from beam_kinesis_sink.put_records_codec import encode_records
 
 
 class _Raw:

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from beam_kinesis_sink.classifier import judge_answer
-from beam_kinesis_sink.put_records_codec import DirectPutRecords
+from beam_kinesis_sink.direct_put_records import DirectPutRecords
 from beam_kinesis_sink.testing.readback import shard_for, shard_ranges
 from tests.conftest import unique_stream
 from tests.integration.helpers import client_config, read_stream

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from beam_kinesis_sink.classifier import judge_answer, judge_failure
 from beam_kinesis_sink.client import ClientConfig, _session_with_credentials, redactor_for
-from beam_kinesis_sink.put_records_codec import DirectPutRecords, entries_of, request_body
+from beam_kinesis_sink.direct_put_records import DirectPutRecords
+from beam_kinesis_sink.put_records_codec import entries_of, request_body
 from beam_kinesis_sink.records import KinesisRecord
 from beam_kinesis_sink.shard_buffers import Item
 from tests.unit.codec_stand_in import JSON_TYPE, Answer, CannedSend, StandIn, all_written, receipts
@@ -92,8 +93,12 @@ def test_the_request_is_botocores_byte_for_byte(canned, entries, stream_args):
     # The submitter's way: the records (or the writer's items), no entry dicts.
     records = [KinesisRecord(e["Data"], e["PartitionKey"], e.get("ExplicitHashKey")) for e in entries]
     for those in (records, [Item(r, len(r.data), 0) for r in records]):
+        templated = codec.templated_calls
         assert codec.put_kinesis_records(stream_args, those) == expected
-        assert send.requests[-1].body == theirs.body
+        assert codec.templated_calls == templated + 1  # sent from botocore's request of a first call
+        sent = send.requests[-1]
+        assert sent.body == theirs.body
+        assert (sent.method, sent.url, stable(sent)) == (theirs.method, theirs.url, stable(theirs))
         assert entries_of(those) == entries
 
 
@@ -233,20 +238,25 @@ def stand_in():
         yield server, client, DirectPutRecords(client)
 
 
+@pytest.mark.parametrize("templated", [False, True], ids=["first call", "from the template"])
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_every_answer_is_read_as_boto3_reads_it(stand_in, name):
-    server, client, codec = stand_in
+def test_every_answer_is_read_as_boto3_reads_it(stand_in, name, templated):
+    server, client, _ = stand_in
     if name == "read timeout":  # only here: a short timeout would make the others flaky on a busy machine
         client = sink_client(server.endpoint_url, read_timeout=READ_TIMEOUT)
-        codec = DirectPutRecords(client)
-    server.scenario, fast = SCENARIOS[name]
+    codec = DirectPutRecords(client)
     entries = [entry(b"\x00\xff" * i, f"key-{i}\u00e9", str(i) if i % 2 else None) for i in range(3)]
+    if templated:
+        server.scenario = lambda b: Answer(200, all_written(b))
+        codec.put(NAME, entries)  # the first call: botocore builds the request
+    server.scenario, fast = SCENARIOS[name]
     theirs = outcome(lambda: client.put_records(Records=entries, **NAME))
     before = codec.fast_answers
     ours = outcome(lambda: codec.put(NAME, entries))
     assert comparable(ours) == comparable(theirs)
     assert verdict(ours, 3) == verdict(theirs, 3)
     assert codec.fast_answers - before == int(fast)
+    assert codec.templated_calls == int(templated)
     assert server.bodies[-1] == server.bodies[-2]  # the same bytes on the wire
 
 
@@ -263,12 +273,16 @@ def test_modelled_errors_are_the_clients_own_exception_classes(stand_in):
 
 def test_a_refused_connection_raises_what_boto3_raises():
     with StandIn() as server:
-        url = server.endpoint_url
-    client = sink_client(url)  # nothing listens there any more
+        server.scenario = lambda b: Answer(200, all_written(b))
+        client = sink_client(server.endpoint_url)
+        warm = DirectPutRecords(client)
+        warm.put(NAME, [entry(b"x", "k")])  # its next call comes from the template
+    # Nothing listens there any more.
     theirs = outcome(lambda: client.put_records(Records=[entry(b"x", "k")], **NAME))
-    ours = outcome(lambda: DirectPutRecords(client).put(NAME, [entry(b"x", "k")]))
     assert type(theirs[1]).__name__ == "EndpointConnectionError"
-    assert comparable(ours) == comparable(theirs)
+    for codec in (DirectPutRecords(client), warm):
+        assert comparable(outcome(lambda: codec.put(NAME, [entry(b"x", "k")]))) == comparable(theirs)
+    assert warm.templated_calls == 1
 
 
 def test_concurrent_calls_each_get_their_own_answer(stand_in):
@@ -347,6 +361,7 @@ def test_refreshable_credentials_refresh_and_are_never_logged(caplog):
     # The redactor's before-send hook saw the codec's requests: their tokens are redacted.
     sent = [c["token"] for c in issued if c["access_key"] in signed_with]
     assert len(sent) == 3 and all(token not in redact(f"quoted {token}") for token in sent)
+    assert codec.templated_calls == 2  # the calls after the first: signed anew, each with its own set
     assert repr(codec) == "DirectPutRecords(fast=True, reason=None)"  # holds no credentials to show
 
 
@@ -356,3 +371,47 @@ def test_the_json_content_type_and_target_are_botocores(canned):
     headers = send.requests[-1].headers
     assert headers["Content-Type"] == JSON_TYPE.encode() or headers["Content-Type"] == JSON_TYPE
     assert headers["X-Amz-Target"] in (b"Kinesis_20131202.PutRecords", "Kinesis_20131202.PutRecords")
+
+
+# ---------------------------------------------------------------- the template
+def test_calls_after_the_first_are_botocores_request_with_their_own_id():
+    client = sink_client()
+    send = CannedSend().install(client)
+    codec = DirectPutRecords(client)
+    for stream_args in (NAME, ARN, NAME, ARN, NAME):
+        expected = client.put_records(Records=[entry(b"x", "k")], **stream_args)
+        assert codec.put(stream_args, [entry(b"x", "k")]) == expected
+        theirs, ours = send.requests[-2], send.requests[-1]
+        assert (ours.method, ours.url, ours.body, stable(ours)) == (
+            theirs.method, theirs.url, theirs.body, stable(theirs))
+    assert codec.templated_calls == 3  # one template per set of stream arguments
+    ours = [r for i, r in enumerate(send.requests) if i % 2]
+    # Each call its own invocation id and signature, as botocore gives each.
+    assert len({r.headers["amz-sdk-invocation-id"] for r in ours}) == len(ours)
+    assert all(r.headers["amz-sdk-request"] == send.requests[0].headers["amz-sdk-request"] for r in ours)
+    assert all(b"Signature=" in r.headers["Authorization"] for r in ours)
+
+
+def test_without_templates_every_call_is_put_records():
+    client = sink_client()
+    send = CannedSend().install(client)
+    codec = DirectPutRecords(client, templates=False)
+    for _ in range(3):
+        client.put_records(Records=[entry(b"x", "k")], **NAME)
+        codec.put(NAME, [entry(b"x", "k")])
+        assert send.requests[-1].body == send.requests[-2].body
+    assert codec.templated_calls == 0 and codec.calls == 3
+
+
+def test_a_request_in_a_shape_it_does_not_know_makes_no_template():
+    client = sink_client()
+    send = CannedSend().install(client)
+
+    def add_member(params: dict, **_: Any) -> None:
+        params["unheard_of"] = 1  # a member a later botocore might add
+
+    client.meta.events.register_last("before-call.kinesis.PutRecords", add_member)
+    codec = DirectPutRecords(client)
+    for _ in range(2):
+        assert codec.put(NAME, [entry(b"x", "k")])["Records"] == receipts(1)
+    assert codec.templated_calls == 0 and len(send.requests) == 2
