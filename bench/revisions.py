@@ -10,8 +10,11 @@ current checkout then runs the no-op and the bare hand-written sink once
 per round, the baselines. The fastest run of each counts, as in
 ``python -m bench``, and every run is printed. What it prints is a
 Markdown table: records/s, ``vs_bare_loop``, µs per record (1/rate −
-1/no-op rate) and the garbage collector's share of them (the least of the
-runs; ``gc.callbacks`` in the child) per revision.
+1/no-op rate), the process's CPU per record above the no-op's (user and
+system time of every thread of the child, pool threads included: steadier
+than a rate on a shared machine, as other work slows a run's wall clock
+more than it adds to its CPU), and the garbage collector's share (the
+least of the runs; ``gc.callbacks`` in the child) per revision.
 
 A revision must have ``bench/beam_runs.py`` and ``bench/endpoint.py`` (the
 benchmark suite's first version on).
@@ -24,6 +27,7 @@ import contextlib
 import gc
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -50,10 +54,18 @@ def child(repo: str, records: int, variants: Sequence[str]) -> None:
         ends = {name: end for name, (_, end) in pipeline_ends(endpoint).items()}
         run_pipeline(2_000, "warm-up", ends["sink"]())
         for name in variants:
+            cpu = _cpu_seconds()
             with _collections() as gc_seconds:
                 seconds = run_pipeline(records, name, ends[name]())
             print(json.dumps({"variant": name, "records_per_s": records / seconds,
-                              "gc_seconds": gc_seconds[0], "code": beam_kinesis_sink.__file__}), flush=True)
+                              "cpu_seconds": _cpu_seconds() - cpu, "gc_seconds": gc_seconds[0],
+                              "code": beam_kinesis_sink.__file__}), flush=True)
+
+
+def _cpu_seconds() -> float:
+    """User and system CPU of this process so far, all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 @contextlib.contextmanager
@@ -108,6 +120,8 @@ def compare(revisions: Sequence[str], records: int, rounds: int) -> str:
     runs: Dict[str, List[float]] = {name: [] for name in [*revisions, "noop", "bare"]}
     #: garbage collection, µs per record, of each run of each revision's sink
     gc_us: Dict[str, List[float]] = {rev: [] for rev in revisions}
+    #: the process's CPU, µs per record, of each run of every pipeline
+    cpu_us: Dict[str, List[float]] = {name: [] for name in runs}
     with tempfile.TemporaryDirectory(prefix="bench-revisions-") as tmp:
         trees = {}
         for i, rev in enumerate(revisions):
@@ -119,34 +133,41 @@ def compare(revisions: Sequence[str], records: int, rounds: int) -> str:
                     sink = _run(trees[rev], records, ["sink"])["sink"]
                     runs[rev].append(sink["records_per_s"])
                     gc_us[rev].append(sink["gc_seconds"] / records * 1e6)
+                    cpu_us[rev].append(sink["cpu_seconds"] / records * 1e6)
                     print(f"  round {round_no}: {rev:>12} sink {sink['records_per_s']:9,.0f} records/s, "
-                          f"GC {gc_us[rev][-1]:.1f} µs per record", flush=True)
+                          f"CPU {cpu_us[rev][-1]:.1f}, GC {gc_us[rev][-1]:.1f} µs per record", flush=True)
                 for name, run in _run(ROOT, records, ["noop", "bare"]).items():
                     runs[name].append(run["records_per_s"])
+                    cpu_us[name].append(run["cpu_seconds"] / records * 1e6)
                     rate = run["records_per_s"]
-                    print(f"  round {round_no}: {name:>12}      {rate:9,.0f} records/s", flush=True)
+                    print(f"  round {round_no}: {name:>12}      {rate:9,.0f} records/s, "
+                          f"CPU {cpu_us[name][-1]:.1f} µs per record", flush=True)
         finally:
             for tree in trees.values():
                 _git("worktree", "remove", "--force", str(tree))
-    return _table(revisions, runs, gc_us, records, rounds)
+    return _table(revisions, runs, gc_us, cpu_us, records, rounds)
 
 
 def _table(revisions: Sequence[str], runs: Dict[str, List[float]], gc_us: Dict[str, List[float]],
-           records: int, rounds: int) -> str:
+           cpu_us: Dict[str, List[float]], records: int, rounds: int) -> str:
     noop, bare = max(runs["noop"]), max(runs["bare"])
+    noop_cpu = min(cpu_us["noop"])
     lines = [
         f"{records:,} records, {rounds} round(s), the fastest run of each; no-op {noop:,.0f} records/s, "
-        f"bare boto3 sink {bare:,.0f} records/s ({(1 / bare - 1 / noop) * 1e6:.1f} µs per record)",
+        f"bare boto3 sink {bare:,.0f} records/s ({(1 / bare - 1 / noop) * 1e6:.1f} µs per record; "
+        f"CPU {min(cpu_us['bare']) - noop_cpu:.1f} µs per record above the no-op's {noop_cpu:.1f})",
         "",
-        "| revision | change | records/s | vs_bare_loop | µs per record | GC µs per record | runs |",
-        "|---|---|---|---|---|---|---|",
+        "| revision | change | records/s | vs_bare_loop | µs per record | CPU µs per record | "
+        "GC µs per record | runs |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for rev in revisions:
         best = max(runs[rev])
         subject = _git("log", "-1", "--format=%s", rev)
         shown = subject if len(subject) <= 70 else subject[:67] + "..."
         lines.append(f"| {_git('rev-parse', '--short', rev)} | {shown} | {best:,.0f} | {best / bare:.3f} | "
-                     f"{(1 / best - 1 / noop) * 1e6:.1f} | {min(gc_us[rev]):.1f} | "
+                     f"{(1 / best - 1 / noop) * 1e6:.1f} | {min(cpu_us[rev]) - noop_cpu:.1f} | "
+                     f"{min(gc_us[rev]):.1f} | "
                      f"{', '.join(f'{r:,.0f}' for r in runs[rev])} |")
     return "\n".join(lines)
 
