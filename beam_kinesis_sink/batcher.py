@@ -116,7 +116,12 @@ class Batcher:
             queue.ready_at = now + wait
             return Decision(None, queue.ready_at)
         budget_records, budget_bytes = self.limiter.budget(queue.key)
-        count, nbytes = take_prefix(queue.sizes(), limits, max_records=budget_records, max_bytes=budget_bytes)
+        if ((budget_records is None or budget_records >= full_count)
+                and (budget_bytes is None or budget_bytes >= full_bytes)):
+            count, nbytes = full_count, full_bytes  # the budget cuts nothing off: no second scan
+        else:
+            count, nbytes = take_prefix(queue.sizes(), limits, max_records=budget_records,
+                                        max_bytes=budget_bytes)
         items = queue.take(count)
         max_records = limits.max_records_per_request if budget_records is None else max(
             1, min(limits.max_records_per_request, budget_records))

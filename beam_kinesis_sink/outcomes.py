@@ -9,7 +9,7 @@ the element's timestamp, windows and pane) until the caller takes it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from beam_kinesis_sink import metrics as m
 from beam_kinesis_sink.convert import Rejection
@@ -39,9 +39,14 @@ class Outcomes:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def take(self) -> List[Outcome]:
-        out, self._pending = self._pending, []
-        return out
+    def take(self) -> Sequence[Outcome]:
+        """The outcomes made since the last take, in order (``()`` if none:
+        a look per element costs no new list)."""
+        pending = self._pending
+        if not pending:
+            return ()
+        self._pending = []
+        return pending
 
     def clear(self) -> None:
         self._pending.clear()

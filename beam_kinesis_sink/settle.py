@@ -107,7 +107,9 @@ class Settler:
             # then nothing refers to these items any more (the batch is done).
             count, nbytes = self._outcomes.written_by_index(batch.stream, batch.items, verdict.written)
             self.buffers.release_many(count, nbytes)
-            self.buffers.recycle(batch.items[i] for i, _, _ in verdict.written)
+            # Indices are unique: as many as the items means every one of them.
+            self.buffers.recycle(batch.items if count == len(batch.items)
+                                 else [batch.items[i] for i, _, _ in verdict.written])
         else:
             misplaced = self._aggregates_written(batch, verdict)
         for i, code, message in verdict.dead:

@@ -18,9 +18,6 @@ try:
 except ImportError:  # pragma: no cover - a Python built without it
     _new_md5 = hashlib.md5
 
-#: copied per key: cheaper than a new MD5 object
-_MD5 = _new_md5()
-
 
 def hash_key_of(partition_key: str, explicit_hash_key: Optional[str] = None) -> int:
     """The 128-bit hash key Kinesis uses to place a record.
@@ -30,9 +27,7 @@ def hash_key_of(partition_key: str, explicit_hash_key: Optional[str] = None) -> 
     """
     if explicit_hash_key is not None:
         return int(explicit_hash_key)
-    md5 = _MD5.copy()
-    md5.update(partition_key.encode("utf-8"))
-    return int.from_bytes(md5.digest(), "big")
+    return int.from_bytes(_new_md5(partition_key.encode("utf-8")).digest(), "big")
 
 
 @dataclass(frozen=True)

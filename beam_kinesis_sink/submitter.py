@@ -43,8 +43,9 @@ class Submitter:
         self.codec = codec
         self._direct = DirectPutRecords(client) if codec == "fast" else None
         self._futures: Dict[cf.Future, Batch] = {}
-        #: a call completed since ``completed`` last looked
-        self._any_done = False
+        #: a call completed since ``completed`` last looked (so without it,
+        #: ``completed()`` is empty: a caller may look at this first)
+        self.any_done = False
         self._pool = cf.ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="kinesis-put")
 
     def __len__(self) -> int:
@@ -61,7 +62,7 @@ class Submitter:
     def _on_done(self, _: cf.Future) -> None:
         # Set from a pool thread; read and cleared by the caller's thread. A
         # completion after the clear sets it again, so none is missed.
-        self._any_done = True
+        self.any_done = True
 
     def _call(self, stream_args: Dict[str, str], records: List[Item]) -> Any:
         if self._direct is not None:
@@ -74,9 +75,9 @@ class Submitter:
         if not self._futures:
             return []
         if wait is None:
-            if not self._any_done:
+            if not self.any_done:
                 return []  # the common case on each add: no scan of the futures
-            self._any_done = False
+            self.any_done = False
             done = [f for f in self._futures if f.done()]
         else:
             done, _ = cf.wait(list(self._futures), timeout=wait, return_when=cf.FIRST_COMPLETED)

@@ -184,7 +184,8 @@ class _WriteFn(_WriterDoFn):
             writer.reject(converted, context, ts, stream=stream)
         else:
             writer.add(converted.record, converted.size, context, ts, stream=stream)
-        return _emit(writer.take_outcomes()) if writer.pending_outcomes else ()
+        outcomes = writer.take_outcomes()
+        return _emit(outcomes) if outcomes else ()
 
     def finish_bundle(self) -> Iterable[Any]:
         writer = self._open()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
 
 from beam_kinesis_sink import metrics as m
 from beam_kinesis_sink.batcher import Batcher
@@ -155,7 +155,8 @@ class KinesisWriter:
             if len(self._outcomes):
                 yield
 
-    def take_outcomes(self) -> List[Outcome]:
+    def take_outcomes(self) -> Sequence[Outcome]:
+        """The outcomes made since the last take (``()`` if none)."""
         return self._outcomes.take()
 
     @property
@@ -220,12 +221,13 @@ class KinesisWriter:
         """One look per record: only ``queue`` changed, so unless a call
         completed, a wait ended or the buffers are over their bound, only it
         may have a request to send (a full one)."""
-        completed = self._submitter.completed()
+        submitter = self._submitter
+        completed = submitter.completed() if submitter.any_done else ()
         if completed or self._over_bound() or now >= self._wake_at:
             self._settle_all(completed)
             self._pump(drain=False, deadline=None)
             return
-        if queue.in_flight or len(self._submitter) >= self.options.max_in_flight:
+        if queue.in_flight or len(submitter) >= self.options.max_in_flight:
             return
         decision = self._batcher.next_batch(queue, now, force=False, limits=route.limits)
         if decision.batch is not None:
@@ -293,7 +295,7 @@ class KinesisWriter:
         self._submitter.submit(batch, self._routes[batch.stream].args)
 
     # ---------------------------------------------------------------- settle
-    def _settle_all(self, completed: List[Completed]) -> None:
+    def _settle_all(self, completed: Sequence[Completed]) -> None:
         for done in completed:
             self._settler.settle(done)
 

@@ -110,3 +110,25 @@ def test_take_prefix_matches_first_request_of_pack(sizes, max_records, max_bytes
     assert count == 1 or nbytes <= max_bytes
     first_request, _ = pack(sizes, limits)
     assert count <= len(first_request[0])
+
+
+@settings(max_examples=300)
+@given(st.lists(st.integers(0, 260), max_size=60), limits_strategy, st.integers(0, 40), st.integers(0, 4000))
+def test_a_budget_no_smaller_than_the_full_prefix_cuts_nothing(sizes, limits, more_records, more_bytes):
+    # The batcher's shortcut: it reuses the full prefix when the budget is
+    # at least as large, instead of scanning the queue a second time.
+    full = take_prefix(sizes, limits)
+    budgeted = take_prefix(sizes, limits, max_records=full[0] + more_records, max_bytes=full[1] + more_bytes)
+    assert budgeted == full
+
+
+def test_a_rate_limited_batch_is_cut_to_the_budget():
+    limits = Limits(max_records_per_request=500, max_request_bytes=5 * 2**20, max_record_bytes=2**20)
+    limiter = RateLimiter(RateLimitConfig(records_per_second=100, bytes_per_second=2**20, burst_seconds=1.0))
+    queue = ShardQueue(("stream", "shard"))
+    for i in range(300):
+        queue.append(Item(KinesisRecord(b"", str(i)), 10, hash_key=0))
+    batch = Batcher(lambda stream: limits, limiter).next_batch(queue, now=0.0, force=True).batch
+    # 300 queued, a budget of 100 records: the second, budgeted scan decides.
+    assert batch is not None and len(batch.items) == 100 and len(queue) == 200
+    assert queue.nbytes == sum(queue.sizes()) == 2000
