@@ -74,6 +74,7 @@ def test_written_records_read_back_equal(server):
     written = write(codec, {"StreamName": stream}, batches)
     check_read_back(server, stream, written)
     assert codec.fast_answers == codec.calls == len(batches)
+    assert codec.templated_calls == len(batches) - 1  # the calls after the first, from its request
 
 
 def test_written_by_stream_arn_on_kinesis_mock(kinesis_mock):
@@ -113,10 +114,11 @@ def receipts_without_numbers(answer: Dict[str, Any]) -> List[Tuple[str, ...]]:
     return [tuple(sorted((k, v) for k, v in r.items() if k != "SequenceNumber")) for r in answer["Records"]]
 
 
+@pytest.mark.parametrize("templated", [False, True], ids=["first call", "from the template"])
 @pytest.mark.parametrize("case", ["no such stream", "501 records", "empty batch", "empty data"])
-def test_the_servers_refusals_are_met_as_boto3_meets_them(server, case):
+def test_the_servers_refusals_are_met_as_boto3_meets_them(server, case, templated):
     """Each server refuses (or takes: kinesis-mock takes 501 records) these
-    alike through both paths."""
+    alike through both paths, on a stream's first call and on one after it."""
     stream = unique_stream("codec-refused")
     if case != "no such stream":
         server.create_stream(stream, shards=1)
@@ -124,8 +126,11 @@ def test_the_servers_refusals_are_met_as_boto3_meets_them(server, case):
                "empty batch": [], "empty data": [{"Data": b"", "PartitionKey": "k"}]}[case]
     client = client_config(server).create_client()
     codec = DirectPutRecords(client)
+    if templated:
+        outcome(lambda: codec.put({"StreamName": stream}, entries_for(1, seed=8)))
     theirs = outcome(lambda: client.put_records(Records=entries, StreamName=stream))
     ours = outcome(lambda: codec.put({"StreamName": stream}, entries))
+    assert codec.templated_calls == int(templated)
     assert ours[0] == theirs[0]
     if theirs[0] == "answer":
         assert receipts_without_numbers(ours[1]) == receipts_without_numbers(theirs[1])

@@ -281,7 +281,7 @@ def test_a_refused_connection_raises_what_boto3_raises():
     theirs = outcome(lambda: client.put_records(Records=[entry(b"x", "k")], **NAME))
     assert type(theirs[1]).__name__ == "EndpointConnectionError"
     for codec in (DirectPutRecords(client), warm):
-        assert comparable(outcome(lambda: codec.put(NAME, [entry(b"x", "k")]))) == comparable(theirs)
+        assert comparable(outcome(lambda c=codec: c.put(NAME, [entry(b"x", "k")]))) == comparable(theirs)
     assert warm.templated_calls == 1
 
 
