@@ -13,8 +13,9 @@ Markdown table: records/s, ``vs_bare_loop``, µs per record (1/rate −
 1/no-op rate), the process's CPU per record above the no-op's (user and
 system time of every thread of the child, pool threads included: steadier
 than a rate on a shared machine, as other work slows a run's wall clock
-more than it adds to its CPU), and the garbage collector's share (the
-least of the runs; ``gc.callbacks`` in the child) per revision.
+more than it adds to its CPU), the garbage collector's share (the
+least of the runs; ``gc.callbacks`` in the child), and the median rate
+(less swayed than the fastest by one lucky run) per revision.
 
 A revision must have ``bench/beam_runs.py`` and ``bench/endpoint.py`` (the
 benchmark suite's first version on).
@@ -28,6 +29,7 @@ import gc
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -158,8 +160,8 @@ def _table(revisions: Sequence[str], runs: Dict[str, List[float]], gc_us: Dict[s
         f"CPU {min(cpu_us['bare']) - noop_cpu:.1f} µs per record above the no-op's {noop_cpu:.1f})",
         "",
         "| revision | change | records/s | vs_bare_loop | µs per record | CPU µs per record | "
-        "GC µs per record | runs |",
-        "|---|---|---|---|---|---|---|---|",
+        "GC µs per record | median records/s | runs |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for rev in revisions:
         best = max(runs[rev])
@@ -167,7 +169,7 @@ def _table(revisions: Sequence[str], runs: Dict[str, List[float]], gc_us: Dict[s
         shown = subject if len(subject) <= 70 else subject[:67] + "..."
         lines.append(f"| {_git('rev-parse', '--short', rev)} | {shown} | {best:,.0f} | {best / bare:.3f} | "
                      f"{(1 / best - 1 / noop) * 1e6:.1f} | {min(cpu_us[rev]) - noop_cpu:.1f} | "
-                     f"{min(gc_us[rev]):.1f} | "
+                     f"{min(gc_us[rev]):.1f} | {statistics.median(runs[rev]):,.0f} | "
                      f"{', '.join(f'{r:,.0f}' for r in runs[rev])} |")
     return "\n".join(lines)
 

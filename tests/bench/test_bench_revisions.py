@@ -31,6 +31,7 @@ def test_a_revision_is_measured_in_its_own_checkout_and_the_checkout_is_removed(
     rate, vs_bare, cpu_us, gc_us = (float(cells[2].replace(",", "")), float(cells[3]), float(cells[5]),
                                     float(cells[6]))
     assert rate > 0 and vs_bare > 0 and gc_us >= 0
+    assert float(cells[7].replace(",", "")) == rate  # one round: its median is its only run
     # A sink costs CPU on top of the no-op's (the child's user and system time).
     assert cpu_us > 0
     assert re.search(r"no-op [\d,]+ records/s, bare boto3 sink [\d,]+ records/s \([\d.]+ µs per record; "
