@@ -165,6 +165,11 @@ _REQUEST_MEMBERS = frozenset({"url_path", "query_string", "method", "headers", "
                               "auth_path"})
 
 
+def _copied(value: Any) -> Any:
+    """A request context's value, a dict copied (its own values shared)."""
+    return dict(value) if type(value) is dict else value
+
+
 class _Template:
     """A PutRecords request of one set of stream arguments as botocore built
     it on a first call, before signing: endpoint URL, headers, request
@@ -175,8 +180,10 @@ class _Template:
     def __init__(self, params: Dict[str, Any], tail: bytes) -> None:
         self.request = {k: v for k, v in params.items() if k not in ("headers", "body", "context")}
         self.headers = dict(params["headers"])
-        # The retry context is made anew by each call (a new invocation id).
-        self.context = {k: v for k, v in params["context"].items() if k != "retries"}
+        # The retry context is made anew by each call (a new invocation id);
+        # the rest is copied a level deep now, before this first call's own
+        # signing and sending can change it.
+        self.context = {k: _copied(v) for k, v in params["context"].items() if k != "retries"}
         self.tail = tail
         #: botocore's call context so far (the features of the steps skipped,
         #: such as the endpoint rules'), for the user agent it rebuilds
@@ -204,7 +211,7 @@ class _Template:
             **self.request,
             "headers": dict(self.headers),
             "body": RECORDS_OPEN + records + b"]" + self.tail,
-            "context": {k: (dict(v) if type(v) is dict else v) for k, v in self.context.items()},
+            "context": {k: _copied(v) for k, v in self.context.items()},
         }
 
 
