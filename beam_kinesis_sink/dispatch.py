@@ -1,8 +1,19 @@
 """Dispatch policy: which shard queues may send a request now.
 
-The default policy allows at most one call in flight per shard (so a
-shard's records reach it in order, and its rate limiter sees one answer
-before the next request) and at most ``max_in_flight`` calls in all.
+At most ``max_in_flight`` calls are in flight in all, and at most
+:func:`calls_per_shard` per shard:
+
+* **one** while the rate limiter is on, or in ordered mode. The limiter then
+  sees each answer (a throttle, a new rate) before the shard's next request,
+  and a shard's records reach it in order. One call is not what caps a
+  shard here: a shard admits about two full requests a second, and one call
+  of 500 records takes tens of milliseconds.
+* **two** with the limiter off (``rate_limit=False``) and ``ordered=False``.
+  Nothing but the calls then paces a shard, and with one call the shard
+  waits while its answer travels and is read (and while the pool thread
+  waits for the GIL behind the bundle's thread). A second call keeps the
+  shard busy: a bundle no longer ends with a backlog behind one call per
+  shard (``latency_hiding_ratio`` in docs/benchmarks.md).
 
 Ordered mode adds :class:`KeysInFlight`: the partition keys of the records
 in flight, so that no request holds a key another one in flight holds (the
@@ -17,14 +28,29 @@ from typing import Callable, Iterable, Iterator
 
 from beam_kinesis_sink.shard_buffers import Batch, ShardQueue
 
+#: calls in flight per shard when nothing else paces it (see the module's docstring)
+UNPACED_CALLS_PER_SHARD = 2
 
-class OneCallPerShard:
-    """At most one call per shard, at most ``max_in_flight`` in all."""
 
-    def __init__(self, max_in_flight: int) -> None:
+def calls_per_shard(ordered: bool, rate_limited: bool) -> int:
+    """How many calls of one shard may be in flight at once."""
+    return 1 if ordered or rate_limited else UNPACED_CALLS_PER_SHARD
+
+
+class CallsPerShard:
+    """At most ``per_shard`` calls per shard, at most ``max_in_flight`` in all."""
+
+    def __init__(self, max_in_flight: int, per_shard: int = 1) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
+        if per_shard < 1:
+            raise ValueError("per_shard must be >= 1")
         self.max_in_flight = max_in_flight
+        self.per_shard = per_shard
+
+    def may_send(self, queue: ShardQueue, in_flight: int) -> bool:
+        """Whether ``queue`` may send one more call, with ``in_flight`` calls in flight in all."""
+        return queue.in_flight < self.per_shard and in_flight < self.max_in_flight
 
     def sendable(self, queues: Iterable[ShardQueue], in_flight: Callable[[], int]) -> Iterator[ShardQueue]:
         """The queues that may send now, in order. ``in_flight()`` is read
@@ -32,7 +58,7 @@ class OneCallPerShard:
         for queue in queues:
             if in_flight() >= self.max_in_flight:
                 return
-            if not queue.in_flight:
+            if queue.in_flight < self.per_shard:
                 yield queue
 
 

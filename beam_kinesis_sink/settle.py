@@ -61,7 +61,7 @@ class Settler:
         batch = done.batch
         route = self._routes[batch.stream]
         queue = self.buffers.queue(batch.key)
-        queue.in_flight = False
+        queue.in_flight -= 1
         queue.ready_at = 0.0
         if self.options.ordered:
             self._keys_in_flight.landed(batch)

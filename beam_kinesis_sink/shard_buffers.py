@@ -110,8 +110,8 @@ class ShardQueue(_Keyed):
         #: parts of a refused batch, sent as they are before anything else
         self._splits: Deque[List[Item]] = deque()
         self._nbytes = 0
-        #: a call of this shard is in flight
-        self.in_flight = False
+        #: calls of this shard in flight (see dispatch.calls_per_shard)
+        self.in_flight = 0
         #: the rate limiter cannot admit a full batch before this clock time;
         #: reset when a call of this shard completes (its rate may have changed)
         self.ready_at = 0.0

@@ -123,7 +123,8 @@ class WriteToKinesis(beam.PTransform):
         ResourceNotFound, AccessDenied or KMS* errors to ``dead_letters``;
         ``"fail"`` fails the pipeline with a clear message.
       max_in_flight: concurrent PutRecords calls per worker (default 8; at
-        most one per shard).
+        most one per shard, or two with ``rate_limit=False`` and
+        ``ordered=False``).
       max_buffered_records / max_buffered_bytes: buffer bound per worker;
         when reached, ``process`` blocks until calls complete (back-pressure).
       rate_limit: ``True`` (default) keeps per-shard token buckets adapted by

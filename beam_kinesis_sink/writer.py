@@ -12,8 +12,8 @@ in the caller's thread; only the PutRecords calls run on the pool.
 Guarantees:
 
 * every record added ends as exactly one outcome: a receipt or a dead letter;
-* at most ``max_in_flight`` calls in flight, at most one per shard, across
-  all streams;
+* at most ``max_in_flight`` calls in flight across all streams, and one per
+  shard (two with the rate limiter off and ``ordered=False``: see dispatch);
 * with ``ordered``, no record of a partition key is sent while an earlier one
   of that key is in flight or waiting for its retry;
 * ``add`` blocks (back-pressure) while more than ``max_buffered_records`` or
@@ -31,7 +31,7 @@ from beam_kinesis_sink import metrics as m
 from beam_kinesis_sink.batcher import Batcher
 from beam_kinesis_sink.client import stream_arguments
 from beam_kinesis_sink.convert import Rejection
-from beam_kinesis_sink.dispatch import KeysInFlight, OneCallPerShard
+from beam_kinesis_sink.dispatch import CallsPerShard, KeysInFlight, calls_per_shard
 from beam_kinesis_sink.limits import check_size
 from beam_kinesis_sink.messages import redact
 from beam_kinesis_sink.outcomes import Outcome, Outcomes
@@ -79,7 +79,8 @@ class KinesisWriter:
         self._routes = StreamRoutes(
             self._new_route, lambda route: self.buffers.rebucket(route.name, route.locator.shard_of)
         )
-        self._dispatch = OneCallPerShard(options.max_in_flight)
+        self._dispatch = CallsPerShard(
+            options.max_in_flight, calls_per_shard(options.ordered, options.rate_limit.enabled))
         self._keys_in_flight = KeysInFlight()
         self._batcher = Batcher(
             lambda name: self._routes[name].limits,
@@ -227,11 +228,11 @@ class KinesisWriter:
             self._settle_all(completed)
             self._pump(drain=False, deadline=None)
             return
-        if queue.in_flight or len(submitter) >= self.options.max_in_flight:
+        if not self._dispatch.may_send(queue, len(submitter)):
             return
         decision = self._batcher.next_batch(queue, now, force=False, limits=route.limits)
         if decision.batch is not None:
-            queue.in_flight = True
+            queue.in_flight += 1
             self._send(decision.batch, now)
         elif decision.wake is not None:
             self._wake_at = min(self._wake_at, decision.wake)
@@ -271,12 +272,16 @@ class KinesisWriter:
         now = self._clock()
         wake: Optional[float] = None
         for queue in self._dispatch.sendable(self.buffers.queues(), lambda: len(self._submitter)):
-            decision = self._batcher.next_batch(queue, now, force)
-            if decision.batch is not None:
-                queue.in_flight = True
+            while True:  # as many calls as the queue may have in flight
+                decision = self._batcher.next_batch(queue, now, force)
+                if decision.batch is None:
+                    if decision.wake is not None:
+                        wake = decision.wake if wake is None else min(wake, decision.wake)
+                    break
+                queue.in_flight += 1
                 self._send(decision.batch, now)
-            elif decision.wake is not None:
-                wake = decision.wake if wake is None else min(wake, decision.wake)
+                if not self._dispatch.may_send(queue, len(self._submitter)):
+                    break
         self._wake_at = float("inf") if wake is None else wake
         return wake
 
@@ -307,7 +312,7 @@ class KinesisWriter:
             self._settle_all(self._submitter.completed(wait=max(0.0, grace_end - self._clock())))
         self._keys_in_flight.clear()  # nothing is in flight for the writer any more
         for batch in self._submitter.abandon():
-            self.buffers.queue(batch.key).in_flight = False
+            self.buffers.queue(batch.key).in_flight -= 1
             for unit in batch.items:
                 self._settler.give_up(unit, ErrorCode.DEADLINE_EXCEEDED,
                                       "a PutRecords call was still in flight at the flush deadline; "

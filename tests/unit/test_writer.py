@@ -83,7 +83,10 @@ def test_everything_is_written_once_with_receipts_and_shard_order():
     fake = FakeKinesis()
     metrics = CountingMetrics()
     recs = records(2000)
-    outcomes = run(KinesisWriter(fake, "s", options(), metrics=metrics), recs)
+    # The limiter on (far above this rate): one call per shard in flight, so
+    # a shard's records land in input order (two, with it off, may cross).
+    paced = RateLimitConfig(records_per_second=1e7, bytes_per_second=1e10)
+    outcomes = run(KinesisWriter(fake, "s", options(rate_limit=paced), metrics=metrics), recs)
     written, dead = split(outcomes)
     assert not dead
     assert sorted(c for _, c in written) == list(range(2000))
