@@ -225,6 +225,10 @@ class Rejection:
     element_preview: Optional[str]
 
 
+#: ``tuple.__new__``: a NamedTuple from its fields in order, a Python call less
+_new_tuple = tuple.__new__
+
+
 class Converted(NamedTuple):
     """A valid record and its size (data plus key, bytes). A NamedTuple, not
     a dataclass: one is made per element, and a frozen dataclass's
@@ -296,7 +300,8 @@ class Converter:
                     and len(key) <= MAX_PARTITION_KEY_CHARS):
                 size = len(data) + len(key)
                 if size <= self.limits.max_record_bytes:
-                    return Converted(element, size)
+                    # Converted's fields in order, without its keyword __new__
+                    return _new_tuple(Converted, (element, size))
         return self.convert_generally(element)
 
     def convert_generally(self, element: Any) -> Union[Converted, Rejection]:

@@ -12,7 +12,7 @@ receipt or dead letter is emitted in them.
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterable, List, NamedTuple, Optional, Union
+from typing import Any, Iterable, List, NamedTuple, Optional, Tuple, Union
 
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
@@ -143,7 +143,7 @@ class _WriteFn(_WriterDoFn):
     if _WINDOWED_VALUE_PARAM is not None:
 
         def process(self, element: Any, windowed: Any = _WINDOWED_VALUE_PARAM) -> Iterable[Any]:
-            return self._write(element, self._context_of(windowed))
+            return self._write(element, *self._context_of(windowed))
 
     else:  # an older Beam
 
@@ -154,31 +154,36 @@ class _WriteFn(_WriterDoFn):
             window: Any = beam.DoFn.WindowParam,
             pane: Any = beam.DoFn.PaneInfoParam,
         ) -> Iterable[Any]:
-            return self._write(element, WindowedValue(None, timestamp, (window,), pane))
+            context = WindowedValue(None, timestamp, (window,), pane)
+            return self._write(element, context, _micros(timestamp))
 
-    _last_context: Optional[WindowedValue] = None
+    #: the last element's context and event time (see _context_of)
+    _last: Optional[Tuple[WindowedValue, Optional[int]]] = None
 
-    def _context_of(self, windowed: Any) -> WindowedValue:
+    def _context_of(self, windowed: Any) -> Tuple[WindowedValue, Optional[int]]:
         """The element's timestamp, windows and pane, without the element (the
         context is held until the record's outcome, and the buffer bound
-        counts records, not elements). Elements that share them (a batch
-        pipeline's, an upstream FlatMap's outputs) share one context: one
-        object less per record held for the garbage collector to walk."""
-        last = self._last_context
-        if (last is not None and windowed.timestamp_micros == last.timestamp_micros
-                and (windowed.pane_info is last.pane_info or windowed.pane_info == last.pane_info)
-                and (windowed.windows is last.windows or windowed.windows == last.windows)):
-            return last
-        context = self._last_context = windowed.with_value(None)
-        return context
+        counts records, not elements), and its event time in µs (None for
+        none). Elements that share them (a batch pipeline's, an upstream
+        FlatMap's outputs) share one context: one object less per record
+        held for the garbage collector to walk, and one look at the time."""
+        last = self._last
+        if last is not None:
+            context = last[0]
+            if (windowed.timestamp_micros == context.timestamp_micros
+                    and (windowed.pane_info is context.pane_info or windowed.pane_info == context.pane_info)
+                    and (windowed.windows is context.windows or windowed.windows == context.windows)):
+                return last
+        # timestamp_micros: reading .timestamp would build a Timestamp
+        micros = windowed.timestamp_micros
+        self._last = last = (windowed.with_value(None), _event_time(micros))
+        return last
 
-    def _write(self, element: Any, context: WindowedValue) -> Iterable[Any]:
+    def _write(self, element: Any, context: WindowedValue, ts: Optional[int]) -> Iterable[Any]:
         """Convert, then hand the record (or its rejection) to the engine,
-        with the element's windowed value as its context."""
-        writer = self._open()
-        # timestamp_micros: reading .timestamp would build a Timestamp per element
-        micros = getattr(context, "timestamp_micros", None)
-        ts = _event_time(micros) if isinstance(micros, int) else _micros(context.timestamp)
+        with the element's windowed value as its context and ``ts`` as its
+        event time."""
+        writer = self._writer or self._open()
         converted, stream = _prepare(self.settings, element)
         if isinstance(converted, Rejection):
             writer.reject(converted, context, ts, stream=stream)

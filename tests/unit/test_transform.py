@@ -6,7 +6,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.transforms import window
 from apache_beam.transforms.window import GlobalWindow, IntervalWindow
-from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, MIN_TIMESTAMP, Timestamp
 from apache_beam.utils.windowed_value import PaneInfo, PaneInfoTiming, WindowedValue
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -174,8 +174,11 @@ _PANE_OBJECTS = [PaneInfo(*pane) for pane in _PANES]
 _WINDOWS = [(GlobalWindow(),), (IntervalWindow(0, 10),), (IntervalWindow(0, 10), IntervalWindow(5, 15))]
 
 
+_MICROS = [0, 7, -3, 2**40, MIN_TIMESTAMP.micros, MAX_TIMESTAMP.micros]
+
+
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from([0, 7, -3, 2**40]), st.integers(0, len(_WINDOWS) - 1),
+@given(st.lists(st.tuples(st.sampled_from(_MICROS), st.integers(0, len(_WINDOWS) - 1),
                           st.integers(0, len(_PANES) - 1), st.booleans()), min_size=1, max_size=30))
 def test_each_record_keeps_its_elements_timestamp_windows_and_pane(elements):
     # Contexts are shared between elements with the same timestamp, windows
@@ -188,8 +191,10 @@ def test_each_record_keeps_its_elements_timestamp_windows_and_pane(elements):
         windows = tuple(_WINDOWS[w]) if copy else _WINDOWS[w]
         pane = PaneInfo(*_PANES[p]) if copy else _PANE_OBJECTS[p]
         windowed = WindowedValue({"k": "a"}, Timestamp(micros=micros), windows, pane)
-        context = fn._context_of(windowed)
+        context, event_time = fn._context_of(windowed)
         assert context.value is None
+        # Beam's MIN and MAX timestamps mean "no event time"
+        assert event_time == (None if micros in (MIN_TIMESTAMP.micros, MAX_TIMESTAMP.micros) else micros)
         assert (context.timestamp, context.windows, context.pane_info) == (
             windowed.timestamp, windowed.windows, windowed.pane_info)
         if previous is not None:
