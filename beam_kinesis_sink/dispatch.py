@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Iterable, Iterator
 
+from beam_kinesis_sink.limits import Limits
 from beam_kinesis_sink.shard_buffers import Batch, ShardQueue
 
 #: calls in flight per shard when nothing else paces it (see the module's docstring)
@@ -48,17 +49,32 @@ class CallsPerShard:
         self.max_in_flight = max_in_flight
         self.per_shard = per_shard
 
-    def may_send(self, queue: ShardQueue, in_flight: int) -> bool:
-        """Whether ``queue`` may send one more call, with ``in_flight`` calls in flight in all."""
-        return queue.in_flight < self.per_shard and in_flight < self.max_in_flight
+    def may_send(self, queue: ShardQueue, in_flight: int, limits: Limits, drain: bool) -> bool:
+        """Whether ``queue`` may send one more call, with ``in_flight`` calls
+        in flight in all, under its stream's ``limits``.
 
-    def sendable(self, queues: Iterable[ShardQueue], in_flight: Callable[[], int]) -> Iterator[ShardQueue]:
+        A queue with a call in flight sends another only for a backlog: two
+        full requests' worth, so that after the second call takes one, a
+        request's worth is left for the packer to fill the next one's gaps
+        from (records of mixed sizes: ``request_efficiency``). Over the
+        buffer bound too: a second call there would be a partial one. When
+        draining (``drain``: the flush's last records, no more to come), it
+        sends what is left at once.
+        """
+        if queue.in_flight >= self.per_shard or in_flight >= self.max_in_flight:
+            return False
+        return (not queue.in_flight or drain
+                or queue.could_fill(2 * limits.max_records_per_request, 2 * limits.max_request_bytes))
+
+    def sendable(self, queues: Iterable[ShardQueue], in_flight: Callable[[], int],
+                 limits_of: Callable[[str], Limits], drain: bool) -> Iterator[ShardQueue]:
         """The queues that may send now, in order. ``in_flight()`` is read
         again before each one, as the caller submits between them."""
         for queue in queues:
-            if in_flight() >= self.max_in_flight:
+            count = in_flight()
+            if count >= self.max_in_flight:
                 return
-            if queue.in_flight < self.per_shard:
+            if self.may_send(queue, count, limits_of(queue.stream), drain):
                 yield queue
 
 

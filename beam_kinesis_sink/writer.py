@@ -32,7 +32,7 @@ from beam_kinesis_sink.batcher import Batcher
 from beam_kinesis_sink.client import stream_arguments
 from beam_kinesis_sink.convert import Rejection
 from beam_kinesis_sink.dispatch import CallsPerShard, KeysInFlight, calls_per_shard
-from beam_kinesis_sink.limits import check_size
+from beam_kinesis_sink.limits import Limits, check_size
 from beam_kinesis_sink.messages import redact
 from beam_kinesis_sink.outcomes import Outcome, Outcomes
 from beam_kinesis_sink.rate_limit import RateLimiter
@@ -83,7 +83,7 @@ class KinesisWriter:
             options.max_in_flight, calls_per_shard(options.ordered, options.rate_limit.enabled))
         self._keys_in_flight = KeysInFlight()
         self._batcher = Batcher(
-            lambda name: self._routes[name].limits,
+            self._limits_of,
             self.rate_limiter,
             ordered=options.ordered,
             busy=self._keys_in_flight.busy,
@@ -97,6 +97,10 @@ class KinesisWriter:
         #: the clock time at which some queue may send without a new record
         #: (a backoff or a wait for tokens ends); see _after_add
         self._wake_at = float("inf")
+
+    def _limits_of(self, stream: str) -> Limits:
+        """The current limits of ``stream`` (a stream the writer has a route for)."""
+        return self._routes[stream].limits
 
     # ------------------------------------------------------------------ API
     def locate(self, record: KinesisRecord, stream: Optional[str] = None) -> Tuple[int, str]:
@@ -228,7 +232,7 @@ class KinesisWriter:
             self._settle_all(completed)
             self._pump(drain=False, deadline=None)
             return
-        if not self._dispatch.may_send(queue, len(submitter)):
+        if not self._dispatch.may_send(queue, len(submitter), route.limits, drain=False):
             return
         decision = self._batcher.next_batch(queue, now, force=False, limits=route.limits)
         if decision.batch is not None:
@@ -249,7 +253,7 @@ class KinesisWriter:
         Yields after each wait for calls or tokens."""
         while True:
             self._settle_all(self._submitter.completed())
-            wake = self._send_ready(force=drain or self._over_bound())
+            wake = self._send_ready(force=drain or self._over_bound(), drain=drain)
             if not drain and not self._over_bound():
                 return
             if drain and self.buffers.records == 0:
@@ -267,11 +271,14 @@ class KinesisWriter:
                 self._sleep(wait)
             yield
 
-    def _send_ready(self, force: bool) -> Optional[float]:
-        """Send what may be sent now. Returns when the next send may be possible."""
+    def _send_ready(self, force: bool, drain: bool) -> Optional[float]:
+        """Send what may be sent now (``force``: partial requests too;
+        ``drain``: the last records of a flush). Returns when the next send
+        may be possible."""
         now = self._clock()
         wake: Optional[float] = None
-        for queue in self._dispatch.sendable(self.buffers.queues(), lambda: len(self._submitter)):
+        limits_of, in_flight = self._limits_of, self._submitter.__len__
+        for queue in self._dispatch.sendable(self.buffers.queues(), in_flight, limits_of, drain):
             while True:  # as many calls as the queue may have in flight
                 decision = self._batcher.next_batch(queue, now, force)
                 if decision.batch is None:
@@ -280,7 +287,7 @@ class KinesisWriter:
                     break
                 queue.in_flight += 1
                 self._send(decision.batch, now)
-                if not self._dispatch.may_send(queue, len(self._submitter)):
+                if not self._dispatch.may_send(queue, in_flight(), limits_of(queue.stream), drain):
                     break
         self._wake_at = float("inf") if wake is None else wake
         return wake

@@ -12,10 +12,11 @@ import threading
 import pytest
 
 from beam_kinesis_sink.dispatch import CallsPerShard, calls_per_shard
+from beam_kinesis_sink.limits import Limits
 from beam_kinesis_sink.rate_limit import RateLimitConfig
 from beam_kinesis_sink.records import KinesisRecord, WriteReceipt
 from beam_kinesis_sink.retry import RetryPolicy
-from beam_kinesis_sink.shard_buffers import ShardQueue
+from beam_kinesis_sink.shard_buffers import Item, ShardQueue
 from beam_kinesis_sink.writer import KinesisWriter, WriterOptions
 from tests.unit.fakes import FakeKinesis, one_shard
 
@@ -80,12 +81,36 @@ def test_calls_per_shard_and_the_total_bound():
     assert calls_per_shard(ordered=True, rate_limited=False) == 1
     assert calls_per_shard(ordered=False, rate_limited=True) == 1
     policy = CallsPerShard(max_in_flight=3, per_shard=2)
+    limits = Limits()
     queue = ShardQueue(("s", "shardId-0"))
-    assert policy.may_send(queue, in_flight=0)
+    assert policy.may_send(queue, 0, limits, drain=False)
     queue.in_flight = 2
-    assert not policy.may_send(queue, in_flight=2)
+    assert not policy.may_send(queue, 2, limits, drain=True)
     queue.in_flight = 1
-    assert policy.may_send(queue, in_flight=2)
-    assert not policy.may_send(queue, in_flight=3)  # the total bound
+    assert policy.may_send(queue, 2, limits, drain=True)
+    assert not policy.may_send(queue, 3, limits, drain=True)  # the total bound
     with pytest.raises(ValueError):
         CallsPerShard(max_in_flight=4, per_shard=0)
+
+
+def test_a_second_call_waits_for_a_backlog_of_two_full_requests_but_in_a_drain():
+    """But for a drain, a queue with a call in flight sends another only when
+    it holds two full requests' worth (by records or by bytes)."""
+    policy = CallsPerShard(max_in_flight=8, per_shard=2)
+    limits = Limits()
+    records = ShardQueue(("s", "shardId-0"))
+    records.in_flight = 1
+    for i in range(2 * limits.max_records_per_request - 1):
+        records.append(Item(KinesisRecord(b"x", f"k{i}"), 1 + len(f"k{i}"), 0))
+    assert not policy.may_send(records, 1, limits, drain=False)
+    assert policy.may_send(records, 1, limits, drain=True)
+    records.append(Item(KinesisRecord(b"x", "last"), 5, 0))
+    assert policy.may_send(records, 1, limits, drain=False)
+
+    big = ShardQueue(("s", "shardId-1"))
+    big.in_flight = 1
+    for i in range(2):
+        big.append(Item(KinesisRecord(b"", f"k{i}"), limits.max_request_bytes, 0))
+    assert not policy.may_send(big, 1, limits, drain=False)  # exactly two requests' bytes
+    big.append(Item(KinesisRecord(b"", "k"), 1, 0))
+    assert policy.may_send(big, 1, limits, drain=False)
