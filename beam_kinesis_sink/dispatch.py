@@ -6,14 +6,16 @@ At most ``max_in_flight`` calls are in flight in all, and at most
 * **one** while the rate limiter is on, or in ordered mode. The limiter then
   sees each answer (a throttle, a new rate) before the shard's next request,
   and a shard's records reach it in order. One call is not what caps a
-  shard here: a shard admits about two full requests a second, and one call
-  of 500 records takes tens of milliseconds.
+  shard here: a shard admits 1,000 records or 1 MiB a second (two full
+  requests of small records), and one call takes tens of milliseconds.
 * **two** with the limiter off (``rate_limit=False``) and ``ordered=False``.
   Nothing but the calls then paces a shard, and with one call the shard
   waits while its answer travels and is read (and while the pool thread
   waits for the GIL behind the bundle's thread). A second call keeps the
   shard busy: a bundle no longer ends with a backlog behind one call per
-  shard (``latency_hiding_ratio`` in docs/benchmarks.md).
+  shard (``latency_hiding_ratio`` in docs/benchmarks.md). The second call
+  goes only for a backlog (two full requests' worth queued) or in a drain,
+  so the packer still has records to fill gaps from (:meth:`CallsPerShard.may_send`).
 
 Ordered mode adds :class:`KeysInFlight`: the partition keys of the records
 in flight, so that no request holds a key another one in flight holds (the
