@@ -1,6 +1,6 @@
 """The sink's pipeline cost at several git revisions, side by side in one run.
 
-    python -m bench.revisions [--records N] [--rounds R] REV [REV ...]
+    python -m bench.revisions [--records N] [--rounds R] [--latency] REV [REV ...]
 
 Each revision is checked out (``git worktree add --detach``, into a
 temporary directory, removed at the end). Round after round, each one runs
@@ -16,6 +16,13 @@ than a rate on a shared machine, as other work slows a run's wall clock
 more than it adds to its CPU), the garbage collector's share (the
 least of the runs; ``gc.callbacks`` in the child), and the median rate
 (less swayed than the fastest by one lucky run) per revision.
+
+With ``--latency``, each revision's sink also runs with 25 ms added to
+every call (the ``sink_latency`` pipeline of ``python -m bench``), and a
+second table gives its ``latency_hiding_ratio`` (fastest with ÷ fastest
+without) and, from its runs with the added latency, the median seconds its
+bundles' drains took (``finish_bundle``) and the most records one shard
+had queued when the drain began.
 
 A revision must have ``bench/beam_runs.py`` and ``bench/endpoint.py`` (the
 benchmark suite's first version on).
@@ -35,7 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
@@ -51,17 +58,42 @@ def child(repo: str, records: int, variants: Sequence[str]) -> None:
     from bench.beam_runs import variants as pipeline_ends
     from bench.endpoint import start_loopback_endpoint
 
+    drains = _watch_drains()
     with tempfile.TemporaryDirectory() as logs, start_loopback_endpoint(4, log_dir=Path(logs)) as endpoint:
-        # The revision's own pipelines of python -m bench (latency 0 for these three).
-        ends = {name: end for name, (_, end) in pipeline_ends(endpoint).items()}
-        run_pipeline(2_000, "warm-up", ends["sink"]())
+        # The revision's own pipelines of python -m bench, each with its latency.
+        ends = pipeline_ends(endpoint)
+        run_pipeline(2_000, "warm-up", ends["sink"][1]())
         for name in variants:
+            latency_ms, end = ends[name]
+            endpoint.configure(latency_ms=latency_ms)
+            drains.clear()
             cpu = _cpu_seconds()
             with _collections() as gc_seconds:
-                seconds = run_pipeline(records, name, ends[name]())
+                seconds = run_pipeline(records, name, end())
             print(json.dumps({"variant": name, "records_per_s": records / seconds,
                               "cpu_seconds": _cpu_seconds() - cpu, "gc_seconds": gc_seconds[0],
+                              "drain_seconds": sum(d for _, d in drains),
+                              "queued_at_finish": max((q for q, _ in drains), default=0),
                               "code": beam_kinesis_sink.__file__}), flush=True)
+
+
+def _watch_drains() -> List[tuple]:
+    """Wrap the sink's ``finish_bundle`` (the revision's own) to record, per
+    bundle, the most records queued in one shard when it starts, and the
+    seconds its drain takes. Returns the list the records go to."""
+    from beam_kinesis_sink import write_fn
+
+    drains: List[tuple] = []
+    finish_bundle = write_fn._WriteFn.finish_bundle
+
+    def watched(self: Any) -> Iterator[Any]:
+        queued = max((len(queue) for queue in self._open().buffers.queues()), default=0)
+        start = time.monotonic()
+        yield from finish_bundle(self)
+        drains.append((queued, time.monotonic() - start))
+
+    write_fn._WriteFn.finish_bundle = watched
+    return drains
 
 
 def _cpu_seconds() -> float:
@@ -116,10 +148,12 @@ def _check(revision: str) -> None:
         raise SystemExit(f"{revision!r} is not a commit of this repository ({ROOT})")
 
 
-def compare(revisions: Sequence[str], records: int, rounds: int) -> str:
+def compare(revisions: Sequence[str], records: int, rounds: int, latency: bool = False) -> str:
     for rev in revisions:
         _check(rev)
     runs: Dict[str, List[float]] = {name: [] for name in [*revisions, "noop", "bare"]}
+    #: with ``latency``: each revision's runs with 25 ms added per call
+    slow: Dict[str, List[dict]] = {rev: [] for rev in revisions}
     #: garbage collection, µs per record, of each run of each revision's sink
     gc_us: Dict[str, List[float]] = {rev: [] for rev in revisions}
     #: the process's CPU, µs per record, of each run of every pipeline
@@ -138,6 +172,11 @@ def compare(revisions: Sequence[str], records: int, rounds: int) -> str:
                     cpu_us[rev].append(sink["cpu_seconds"] / records * 1e6)
                     print(f"  round {round_no}: {rev:>12} sink {sink['records_per_s']:9,.0f} records/s, "
                           f"CPU {cpu_us[rev][-1]:.1f}, GC {gc_us[rev][-1]:.1f} µs per record", flush=True)
+                    if latency:
+                        slow[rev].append(_run(trees[rev], records, ["sink_latency"])["sink_latency"])
+                        print(f"  round {round_no}: {rev:>12} sink, 25 ms per call "
+                              f"{slow[rev][-1]['records_per_s']:9,.0f} records/s, drain "
+                              f"{slow[rev][-1]['drain_seconds']:.2f} s", flush=True)
                 for name, run in _run(ROOT, records, ["noop", "bare"]).items():
                     runs[name].append(run["records_per_s"])
                     cpu_us[name].append(run["cpu_seconds"] / records * 1e6)
@@ -147,7 +186,26 @@ def compare(revisions: Sequence[str], records: int, rounds: int) -> str:
         finally:
             for tree in trees.values():
                 _git("worktree", "remove", "--force", str(tree))
-    return _table(revisions, runs, gc_us, cpu_us, records, rounds)
+    table = _table(revisions, runs, gc_us, cpu_us, records, rounds)
+    return table + "\n\n" + _latency_table(revisions, runs, slow) if latency else table
+
+
+def _latency_table(revisions: Sequence[str], runs: Dict[str, List[float]],
+                   slow: Dict[str, List[dict]]) -> str:
+    """Each revision with 25 ms added per call: the fastest run against its
+    fastest without, and the drains at the ends of its bundles (medians)."""
+    lines = [
+        "| revision | records/s | with 25 ms per call | latency_hiding_ratio | drain s (median) | "
+        "most records queued in a shard at the drain (median) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for rev in revisions:
+        best = max(run["records_per_s"] for run in slow[rev])
+        drain = statistics.median(run["drain_seconds"] for run in slow[rev])
+        queued = statistics.median(run["queued_at_finish"] for run in slow[rev])
+        lines.append(f"| {_git('rev-parse', '--short', rev)} | {max(runs[rev]):,.0f} | {best:,.0f} | "
+                     f"{best / max(runs[rev]):.3f} | {drain:.2f} | {queued:,.0f} |")
+    return "\n".join(lines)
 
 
 def _table(revisions: Sequence[str], runs: Dict[str, List[float]], gc_us: Dict[str, List[float]],
@@ -179,6 +237,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("revisions", nargs="*", help="git revisions (commits, tags, branches)")
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--latency", action="store_true",
+                        help="also run each revision's sink with 25 ms added per call (latency_hiding_ratio, "
+                             "and the drains at the ends of its bundles)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--variants", default="sink", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -187,7 +248,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if not args.revisions:
         parser.error("name at least one revision")
-    print(compare(args.revisions, args.records, args.rounds))
+    print(compare(args.revisions, args.records, args.rounds, args.latency))
     return 0
 
 

@@ -22,11 +22,12 @@ def _git(*args: str) -> str:
 
 def test_a_revision_is_measured_in_its_own_checkout_and_the_checkout_is_removed():
     before = _git("worktree", "list")
-    command = [sys.executable, "-m", "bench.revisions", "--records", "300", "--rounds", "1", "HEAD"]
+    command = [sys.executable, "-m", "bench.revisions", "--records", "300", "--rounds", "1", "--latency",
+               "HEAD"]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     short = _git("rev-parse", "--short", "HEAD").strip()
-    row = next(line for line in done.stdout.splitlines() if line.startswith(f"| {short} |"))
+    row, slow = [line for line in done.stdout.splitlines() if line.startswith(f"| {short} |")]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     rate, vs_bare, cpu_us, gc_us = (float(cells[2].replace(",", "")), float(cells[3]), float(cells[5]),
                                     float(cells[6]))
@@ -36,6 +37,14 @@ def test_a_revision_is_measured_in_its_own_checkout_and_the_checkout_is_removed(
     assert cpu_us > 0
     assert re.search(r"no-op [\d,]+ records/s, bare boto3 sink [\d,]+ records/s \([\d.]+ µs per record; "
                      r"CPU [\d.]+ µs per record above the no-op's [\d.]+\)", done.stdout)
+    # --latency: the same sink with 25 ms per call, and its bundles' drains
+    cells = [cell.strip() for cell in slow.strip("|").split("|")]
+    assert float(cells[1].replace(",", "")) == rate
+    with_latency, hiding = float(cells[2].replace(",", "")), float(cells[3])
+    assert with_latency > 0 and hiding == pytest.approx(with_latency / rate, abs=0.001)
+    drain, queued = float(cells[4]), float(cells[5].replace(",", ""))
+    assert drain >= 0.02  # the drain waited for at least one call of 25 ms: the wrapper saw it
+    assert 0 <= queued <= 300
     assert _git("worktree", "list") == before  # its checkout is gone
 
 
