@@ -68,16 +68,14 @@ class CallsPerShard:
         return (not queue.in_flight or drain
                 or queue.could_fill(2 * limits.max_records_per_request, 2 * limits.max_request_bytes))
 
-    def sendable(self, queues: Iterable[ShardQueue], in_flight: Callable[[], int],
-                 limits_of: Callable[[str], Limits], drain: bool) -> Iterator[ShardQueue]:
-        """The queues that may send now, in order. ``in_flight()`` is read
-        again before each one, as the caller submits between them."""
+    def until_full(self, queues: Iterable[ShardQueue], in_flight: Callable[[], int]) -> Iterator[ShardQueue]:
+        """The queues in order, until ``max_in_flight`` calls are in flight
+        (``in_flight()`` is read again before each, as the caller sends
+        between them; :meth:`may_send` says how many a queue may send)."""
         for queue in queues:
-            count = in_flight()
-            if count >= self.max_in_flight:
+            if in_flight() >= self.max_in_flight:
                 return
-            if self.may_send(queue, count, limits_of(queue.stream), drain):
-                yield queue
+            yield queue
 
 
 class KeysInFlight:

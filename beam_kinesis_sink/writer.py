@@ -236,8 +236,7 @@ class KinesisWriter:
             return
         decision = self._batcher.next_batch(queue, now, force=False, limits=route.limits)
         if decision.batch is not None:
-            queue.in_flight += 1
-            self._send(decision.batch, now)
+            self._send(queue, decision.batch, now)
         elif decision.wake is not None:
             self._wake_at = min(self._wake_at, decision.wake)
 
@@ -277,22 +276,21 @@ class KinesisWriter:
         may be possible."""
         now = self._clock()
         wake: Optional[float] = None
-        limits_of, in_flight = self._limits_of, self._submitter.__len__
-        for queue in self._dispatch.sendable(self.buffers.queues(), in_flight, limits_of, drain):
-            while True:  # as many calls as the queue may have in flight
+        dispatch, in_flight = self._dispatch, self._submitter.__len__
+        for queue in dispatch.until_full(self.buffers.queues(), in_flight):
+            while dispatch.may_send(queue, in_flight(), self._limits_of(queue.stream), drain):
                 decision = self._batcher.next_batch(queue, now, force)
                 if decision.batch is None:
                     if decision.wake is not None:
                         wake = decision.wake if wake is None else min(wake, decision.wake)
                     break
-                queue.in_flight += 1
-                self._send(decision.batch, now)
-                if not self._dispatch.may_send(queue, in_flight(), limits_of(queue.stream), drain):
-                    break
+                self._send(queue, decision.batch, now)
         self._wake_at = float("inf") if wake is None else wake
         return wake
 
-    def _send(self, batch: Batch, now: float) -> None:
+    def _send(self, queue: ShardQueue, batch: Batch, now: float) -> None:
+        """Submit ``batch``, a request of ``queue`` (settle counts its call back)."""
+        queue.in_flight += 1
         users = batch.items if self.options.aggregation is None else [
             item for unit in batch.items for item in unit.users()]
         for item in users:
