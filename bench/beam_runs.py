@@ -19,6 +19,7 @@ other work on the machine); every run is kept in ``raw``.
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any, Callable, Dict, Iterator, List
 
@@ -93,6 +94,16 @@ def best_rate(runs: List[dict]) -> float:
     return max(run["records_per_s"] for run in runs)
 
 
+def by_round(runs: Dict[str, List[dict]], value: str, baseline: str) -> Dict[str, Any]:
+    """``value``'s records/s ÷ ``baseline``'s, round by round (both ran in
+    the same round, seconds apart, so a slow spell of the machine weighs on
+    both), and their median: how far the fastest-against-fastest ratio can
+    be trusted on a noisy machine."""
+    ratios = [ratio(v["records_per_s"], b["records_per_s"]) for v, b in zip(runs[value], runs[baseline])]
+    return {"by_round": [round(r, 3) for r in ratios],
+            "median_of_rounds": round(statistics.median(ratios), 3)}
+
+
 def measure_pipelines(endpoint: LoopbackEndpoint, sizes: Sizes,
                       log: Callable[[str], None]) -> Dict[str, Entry]:
     """``overhead_ratio``, ``vs_bare_loop``, ``cpu_us_per_record``, ``latency_hiding_ratio``."""
@@ -107,11 +118,12 @@ def measure_pipelines(endpoint: LoopbackEndpoint, sizes: Sizes,
     return {
         "overhead_ratio": entry(ratio(sink, noop), noop, {
             **common, "value_is": "sink pipeline records/s ÷ no-op pipeline records/s",
-            "baseline_is": "no-op pipeline, records/s", "sink_records_per_s": sink}, GOALS["overhead_ratio"]),
+            "baseline_is": "no-op pipeline, records/s", "sink_records_per_s": sink,
+            **by_round(runs, "sink", "noop")}, GOALS["overhead_ratio"]),
         "vs_bare_loop": entry(ratio(sink, bare), bare, {
             "records": n, "value_is": "sink pipeline records/s ÷ bare-loop pipeline records/s",
             "baseline_is": "bare hand-written sink pipeline, records/s", "sink_records_per_s": sink,
-            "bare_records_per_s": bare}, GOALS["vs_bare_loop"]),
+            "bare_records_per_s": bare, **by_round(runs, "sink", "bare")}, GOALS["vs_bare_loop"]),
         "cpu_us_per_record": entry(sink_us, bare_us, {
             "records": n, "value_is": "sink: (1/sink rate − 1/no-op rate), µs per record",
             "baseline_is": "bare loop: (1/bare rate − 1/no-op rate), µs per record",
@@ -120,5 +132,6 @@ def measure_pipelines(endpoint: LoopbackEndpoint, sizes: Sizes,
             "records": n, "added_latency_ms": ADDED_LATENCY_MS,
             "value_is": f"sink records/s with {ADDED_LATENCY_MS:g} ms per PutRecords ÷ with none",
             "baseline_is": "sink pipeline with no added latency, records/s",
-            "sink_latency_records_per_s": slow}, GOALS["latency_hiding_ratio"]),
+            "sink_latency_records_per_s": slow, **by_round(runs, "sink_latency", "sink")},
+            GOALS["latency_hiding_ratio"]),
     }

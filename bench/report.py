@@ -107,8 +107,30 @@ def overhead_line(results: Dict[str, Entry]) -> str:
             "no-op, each on its own DirectRunner, this run): " + ", ".join(shown))
 
 
+#: the keys whose raw figures hold a ratio per round (bench.beam_runs.by_round)
+ROUND_KEYS = ("vs_bare_loop", "overhead_ratio", "latency_hiding_ratio")
+
+
+def rounds_line(results: Dict[str, Entry]) -> str:
+    """The pipeline ratios round by round, beside the fastest-against-fastest
+    the table shows: the spread a noisy machine puts on them."""
+    shown = []
+    for key in ROUND_KEYS:
+        raw = (results.get(key) or {}).get("raw", {})
+        if "by_round" in raw and len(raw["by_round"]) > 1:
+            ratios = ", ".join(_number(r) for r in raw["by_round"])
+            shown.append(f"{key} {ratios} (median {_number(raw['median_of_rounds'])})")
+    if not shown:
+        return ""
+    return ("Round by round (each variant's run ÷ its baseline's in the same round; the table takes "
+            "the fastest of each): " + "; ".join(shown))
+
+
 def markdown(results: Dict[str, Entry], title: str) -> str:
     parts = [f"### {title}", "", key_table(results)]
+    rounds = rounds_line(results)
+    if rounds:
+        parts += ["", rounds]
     peers = peers_table(results)
     if peers:
         parts += ["", "Peers, against the same throttling front (4 shards × 1,000 records/s):", "", peers]

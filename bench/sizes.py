@@ -14,7 +14,8 @@ class Sizes:
     budget_s: float
     #: ~100-byte records per DirectRunner pipeline (no-op, sink, bare loop, sink with latency)
     pipeline_records: int
-    #: rounds of those four pipelines; the fastest of each variant counts
+    #: rounds of those four pipelines; the fastest of each variant counts (and
+    #: the ratios round by round show the spread)
     pipeline_repeats: int
     #: mixed-size records (10 B - 900 KB) for request_efficiency
     efficiency_records: int
@@ -34,7 +35,7 @@ class Sizes:
     create_peer_venvs: bool
 
 
-FULL = Sizes("full", 600.0, pipeline_records=200_000, pipeline_repeats=3, efficiency_records=12_000,
+FULL = Sizes("full", 600.0, pipeline_records=200_000, pipeline_repeats=5, efficiency_records=12_000,
              memory_records=1_000_000, saturation_records=60_000, peer_records=60_000, adaptive_warmup_s=10.0,
              adaptive_measure_s=20.0, aggregation_s=20.0, create_peer_venvs=True)
 QUICK = Sizes("quick", 120.0, pipeline_records=20_000, pipeline_repeats=2, efficiency_records=800,

@@ -262,3 +262,20 @@ def test_the_java_note_puts_its_overhead_next_to_the_sinks() -> None:
     results = {"peers": {"raw": {"writers": {}, "overhead_ratios": {"beam-kinesis-sink": 0.8, JAVA_PEER: 0.39,
                                                                     "is": "..."}}}}
     assert report.overhead_line(results).endswith("beam-kinesis-sink 0.800, Beam Java KinesisIO 0.390")
+
+
+def test_the_pipeline_ratios_are_given_round_by_round_beside_the_fastest() -> None:
+    from bench import report
+    from bench.beam_runs import by_round
+
+    runs = {"sink": [{"records_per_s": 30.0}, {"records_per_s": 44.0}, {"records_per_s": 40.0}],
+            "bare": [{"records_per_s": 40.0}, {"records_per_s": 40.0}, {"records_per_s": 20.0}]}
+    rounds = by_round(runs, "sink", "bare")
+    # fastest ÷ fastest would be 44/40 = 1.1; round by round the sink lost one and won two
+    assert rounds == {"by_round": [0.75, 1.1, 2.0], "median_of_rounds": 1.1}
+    results = {"vs_bare_loop": {"raw": rounds}, "overhead_ratio": {"raw": {"by_round": [0.1],
+                                                                           "median_of_rounds": 0.1}}}
+    line = report.rounds_line(results)
+    assert line.endswith("the fastest of each): vs_bare_loop 0.750, 1.100, 2.000 (median 1.100)")
+    assert "overhead_ratio" not in line  # one round: nothing beside the table's own figure
+    assert report.rounds_line({}) == ""
