@@ -1,0 +1,167 @@
+"""Where the sink's CPU goes: its parts one by one, in this process.
+
+    python -m bench.cpu_parts [--records N] [--calls C]
+
+Three measurements, each CPU time of the thread doing the work (so a
+shared machine's other work does not count):
+
+1. **The pipelines' threads.** The DirectRunner pipeline of
+   :mod:`bench.beam_runs` ending in a no-op, in ``WriteToKinesis`` and in
+   the bare hand-written sink, against the fast loopback endpoint (a child
+   process): CPU per record of the bundle's thread (the main thread on the
+   DirectRunner), and of the whole process (the sink's pool threads too).
+   The least of two runs each (construction and start-up included, as in
+   ``python -m bench``), and the sink's and the bare loop's above the
+   no-op's.
+2. **One PutRecords call of 500 records**, in one thread: boto3's
+   ``put_records`` against the sink's codec
+   (:class:`~beam_kinesis_sink.direct_put_records.DirectPutRecords`).
+3. **The per-record steps of a call's life**, pure and without I/O, on 500
+   records: encoding the body, reading the answer, judging it, building the
+   receipts, and wrapping them for Beam.
+
+It prints a Markdown table of µs per record. The figures are for reading
+where the time goes; the ratios against baselines are ``python -m bench``'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Tuple
+
+RECORDS_PER_CALL = 500
+SHARD = "shardId-000000000001"
+
+
+def _thread_us_per(fn: Callable[[], object], repeats: int, per: int) -> float:
+    """CPU µs of this thread per unit of ``fn``'s work (``per`` units a call), after one warm-up."""
+    fn()
+    start = time.thread_time()
+    for _ in range(repeats):
+        fn()
+    return (time.thread_time() - start) / repeats / per * 1e6
+
+
+def pipelines(endpoint: object, records: int) -> Dict[str, Tuple[float, float]]:
+    """{variant: (bundle thread µs/record, process µs/record)}, the least of two runs."""
+    from bench import beam_runs
+
+    variants = beam_runs.variants(endpoint)  # type: ignore[arg-type]
+    found: Dict[str, Tuple[float, float]] = {}
+    for name in ("noop", "sink", "bare"):
+        end = variants[name][1]
+        beam_runs.run_pipeline(min(records, 2_000), f"{name}-warm", end())
+        runs = []
+        for round_no in range(2):
+            thread0, process0 = time.thread_time(), time.process_time()
+            beam_runs.run_pipeline(records, f"{name}-{round_no}", end())
+            runs.append(((time.thread_time() - thread0) / records * 1e6,
+                         (time.process_time() - process0) / records * 1e6))
+        found[name] = min(runs)
+    return found
+
+
+def one_call(endpoint_url: str, calls: int) -> Dict[str, float]:
+    """CPU µs per record of one 500-record call, in this thread: boto3 and the codec."""
+    from beam_kinesis_sink import ClientConfig
+    from beam_kinesis_sink.direct_put_records import DirectPutRecords
+    from bench.beam_runs import REGION, STREAM
+    from bench.workload import small_records
+
+    client = ClientConfig(region_name=REGION, endpoint_url=endpoint_url).create_client()
+    entries = [{"Data": data, "PartitionKey": key} for data, key in small_records(RECORDS_PER_CALL, "parts")]
+    direct = DirectPutRecords(client)
+    args = {"StreamName": STREAM}
+    return {
+        "boto3 put_records": _thread_us_per(lambda: client.put_records(Records=entries, **args), calls,
+                                            RECORDS_PER_CALL),
+        "the sink's codec (DirectPutRecords)": _thread_us_per(lambda: direct.put(args, entries), calls,
+                                                              RECORDS_PER_CALL),
+    }
+
+
+def steps(repeats: int) -> Dict[str, float]:
+    """CPU µs per record of each pure step of a call's life, on 500 records."""
+    from apache_beam.transforms.window import GlobalWindow
+    from apache_beam.utils.timestamp import MIN_TIMESTAMP
+    from apache_beam.utils.windowed_value import WindowedValue
+
+    from beam_kinesis_sink.classifier import judge_answer
+    from beam_kinesis_sink.metrics import MetricsSink
+    from beam_kinesis_sink.outcomes import Outcomes
+    from beam_kinesis_sink.put_records_codec import decode_result_entries, encode_kinesis_records
+    from beam_kinesis_sink.records import KinesisRecord
+    from beam_kinesis_sink.shard_buffers import Item
+    from beam_kinesis_sink.write_fn import _emit
+    from bench.workload import small_records
+
+    context = WindowedValue(None, MIN_TIMESTAMP, (GlobalWindow(),))
+    items = [Item(KinesisRecord(data, key, None), len(data) + len(key), i, context, None)
+             for i, (data, key) in enumerate(small_records(RECORDS_PER_CALL, "parts"))]
+    answer = {"FailedRecordCount": 0, "Records": [
+        {"SequenceNumber": f"{49_000_000 + i:056d}", "ShardId": SHARD} for i in range(RECORDS_PER_CALL)]}
+    body = json.dumps(answer).encode("utf-8")
+    verdict = judge_answer(answer, RECORDS_PER_CALL, SHARD)
+    outcomes = Outcomes(MetricsSink(), time.time, str)  # the base records nothing
+
+    def receipts() -> List[object]:
+        outcomes.written_by_index("bench", items, verdict.written)
+        return list(outcomes.take())
+
+    made = receipts()
+    n = RECORDS_PER_CALL
+    return {
+        "encode the body (encode_kinesis_records)": _thread_us_per(lambda: encode_kinesis_records(items),
+                                                                   repeats, n),
+        "read the answer (json.loads, decode_result_entries)": _thread_us_per(
+            lambda: decode_result_entries(json.loads(body.decode("utf-8"))["Records"]), repeats, n),
+        "judge it (judge_answer)": _thread_us_per(lambda: judge_answer(answer, n, SHARD), repeats, n),
+        "build the receipts (Outcomes.written_by_index)": _thread_us_per(receipts, repeats, n),
+        "wrap them for Beam (_emit)": _thread_us_per(lambda: _emit(made), repeats, n),
+    }
+
+
+def table(found: Dict[str, Tuple[float, float]], call: Dict[str, float], parts: Dict[str, float]) -> str:
+    lines = ["| what | CPU µs per record |", "|---|---|"]
+    noop_thread, noop_process = found["noop"]
+    for name, (thread_us, process_us) in found.items():
+        lines.append(f"| pipeline ending in {name}: the bundle's thread | {thread_us:.2f} |")
+        lines.append(f"| pipeline ending in {name}: the whole process | {process_us:.2f} |")
+        if name != "noop":
+            above = f"| {name}, above the no-op's:"
+            lines.append(f"{above} the bundle's thread | {thread_us - noop_thread:.2f} |")
+            lines.append(f"{above} the whole process | {process_us - noop_process:.2f} |")
+    for name, us in call.items():
+        lines.append(f"| one {RECORDS_PER_CALL}-record call, {name} | {us:.2f} |")
+    for name, us in parts.items():
+        lines.append(f"| {name} | {us:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cpu_parts", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=200_000, help="records per pipeline (default 200,000)")
+    parser.add_argument("--calls", type=int, default=200, help="calls timed per client (default 200)")
+    args = parser.parse_args(argv)
+    from bench.endpoint import start_loopback_endpoint
+
+    # The loopback endpoint checks no signature; botocore still needs a key to sign with.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    with start_loopback_endpoint(shards=4, log_dir=Path(tempfile.mkdtemp(prefix="bench-cpu-parts-"))) as ep:
+        found = pipelines(ep, args.records)
+        call = one_call(ep.endpoint_url, args.calls)
+    parts = steps(max(1, args.calls * 2))
+    print(f"### python -m bench.cpu_parts, {time.strftime('%Y-%m-%d %H:%M')}, {args.records:,} records per "
+          f"pipeline, {args.calls} calls per client\n")
+    print(table(found, call, parts))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

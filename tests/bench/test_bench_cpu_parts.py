@@ -1,0 +1,36 @@
+"""``python -m bench.cpu_parts``: the sink's CPU, part by part."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_part_is_measured_and_the_pool_threads_count_in_the_process():
+    done = subprocess.run([sys.executable, "-m", "bench.cpu_parts", "--records", "2000", "--calls", "3"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = {}
+    for line in done.stdout.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 2 and cells[1][:1].isdigit():
+            rows[cells[0]] = float(cells[1])
+    for name in ("noop", "sink", "bare"):
+        assert rows[f"pipeline ending in {name}: the bundle's thread"] > 0
+    # the sink's calls run on its pool threads: the process did more than the bundle's thread
+    assert (rows["pipeline ending in sink: the whole process"]
+            > rows["pipeline ending in sink: the bundle's thread"])
+    sink, noop = (rows[f"pipeline ending in {name}: the whole process"] for name in ("sink", "noop"))
+    assert rows["sink, above the no-op's: the whole process"] == pytest.approx(sink - noop, abs=0.011)
+    for part in ("one 500-record call, boto3 put_records",
+                 "one 500-record call, the sink's codec (DirectPutRecords)",
+                 "encode the body (encode_kinesis_records)", "judge it (judge_answer)",
+                 "build the receipts (Outcomes.written_by_index)"):
+        assert rows[part] > 0, part
