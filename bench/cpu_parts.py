@@ -32,7 +32,10 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Tuple
+
+if TYPE_CHECKING:
+    from bench.endpoint import LoopbackEndpoint
 
 RECORDS_PER_CALL = 500
 SHARD = "shardId-000000000001"
@@ -47,11 +50,11 @@ def _thread_us_per(fn: Callable[[], object], repeats: int, per: int) -> float:
     return (time.thread_time() - start) / repeats / per * 1e6
 
 
-def pipelines(endpoint: object, records: int) -> Dict[str, Tuple[float, float]]:
+def pipelines(endpoint: LoopbackEndpoint, records: int) -> Dict[str, Tuple[float, float]]:
     """{variant: (bundle thread µs/record, process µs/record)}, the least of two runs."""
     from bench import beam_runs
 
-    variants = beam_runs.variants(endpoint)  # type: ignore[arg-type]
+    variants = beam_runs.variants(endpoint)
     found: Dict[str, Tuple[float, float]] = {}
     for name in ("noop", "sink", "bare"):
         end = variants[name][1]
@@ -92,6 +95,7 @@ def steps(repeats: int) -> Dict[str, float]:
     from apache_beam.utils.windowed_value import WindowedValue
 
     from beam_kinesis_sink.classifier import judge_answer
+    from beam_kinesis_sink.limits import record_size
     from beam_kinesis_sink.metrics import MetricsSink
     from beam_kinesis_sink.outcomes import Outcomes
     from beam_kinesis_sink.put_records_codec import decode_result_entries, encode_kinesis_records
@@ -101,7 +105,7 @@ def steps(repeats: int) -> Dict[str, float]:
     from bench.workload import small_records
 
     context = WindowedValue(None, MIN_TIMESTAMP, (GlobalWindow(),))
-    items = [Item(KinesisRecord(data, key, None), len(data) + len(key), i, context, None)
+    items = [Item(KinesisRecord(data, key, None), record_size(data, key), i, context, None)
              for i, (data, key) in enumerate(small_records(RECORDS_PER_CALL, "parts"))]
     answer = {"FailedRecordCount": 0, "Records": [
         {"SequenceNumber": f"{49_000_000 + i:056d}", "ShardId": SHARD} for i in range(RECORDS_PER_CALL)]}
