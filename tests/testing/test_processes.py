@@ -14,10 +14,18 @@ import pytest
 
 from beam_kinesis_sink.testing.processes import dying_with_parent
 
+# The parent waits until setpriv has exec'd the child (so its death signal
+# is set: a parent gone before that leaves an orphan, a race of the test,
+# not of a server's long-lived parent), and the child holds no pipe of the
+# test's (an orphan would keep subprocess.run waiting, not fail the check).
 PARENT = """
-import subprocess, sys
+import os, subprocess, sys, time
 from beam_kinesis_sink.testing.processes import dying_with_parent
-child = subprocess.Popen(dying_with_parent([sys.executable, "-c", "import time; time.sleep(120)"]))
+child = subprocess.Popen(dying_with_parent([sys.executable, "-c", "import time; time.sleep(120)"]),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+python, deadline = os.path.realpath(sys.executable), time.monotonic() + 30
+while os.path.realpath(f"/proc/{child.pid}/exe") != python and time.monotonic() < deadline:
+    time.sleep(0.01)
 print(child.pid, flush=True)
 """
 
