@@ -131,6 +131,9 @@ class FaultRun:
     checkpoints: Dict[str, int]
     throttled: int
     stored_at_kill: int
+    #: the front's accepted records once Flink reported the restart: the old
+    #: attempt is gone by then, and every call it had in flight has landed
+    stored_at_restart: int
     kill_to_restart_s: float
     total_s: float
     #: the sink's counters on Flink's REST API just before the cancel (since the restart)
@@ -145,7 +148,8 @@ class FaultRun:
             f"flink kill ({fault}, batching={batching}): {self.records_in} records in, "
             f"{sum(self.stored.values())} stored ({len(self.stored)} distinct, "
             f"{self.duplicates} duplicates), "
-            f"{len(self.dead_letters)} dead letters; killed at {self.stored_at_kill} stored, "
+            f"{len(self.dead_letters)} dead letters; killed at {self.stored_at_kill} stored "
+            f"({self.stored_at_restart} at the restart), "
             f"{self.restarts:.0f} restart(s), the first {self.kill_to_restart_s:.1f}s after the kill, "
             f"checkpoints {self.checkpoints}; {self.throttled} records throttled at the front; "
             f"{self.total_s:.0f}s in all; on Flink's REST API since the restart: "
@@ -260,6 +264,7 @@ def run_with_fault(
             fault()
             restarts = job.wait("Flink to restart the job", RESTART_TIMEOUT, job.restarts)
             kill_to_restart = time.monotonic() - killed_at
+            stored_at_restart = front.stats().records_accepted
             checkpoints = job.wait(
                 "the job to run again from a checkpoint",
                 RESTART_TIMEOUT,
@@ -278,11 +283,15 @@ def run_with_fault(
 
             # The sink's counters, live on Flink's REST API (docs/flink.md; the
             # JobManager fetches them every 10 s). Flink counts per attempt:
-            # after one restart they hold at least what was missing at the kill.
+            # after one restart they hold at least what was missing when the
+            # old attempt was gone. Not what was missing when the test chose to
+            # kill: calls in flight then still landed, and a checkpoint could
+            # complete before the kill (seen once: 17,500 written against
+            # 24,000 - 6,051 read before the kill).
             def sink_metrics() -> Dict[str, float]:
                 return user_metrics(cluster.rest_url, job.jid, f"{NAMESPACE}_", "WriteToKinesis")
 
-            job.poll(METRICS_TIMEOUT, lambda: sink_metrics().get(WRITTEN, 0) >= expected - stored_at_kill)
+            job.poll(METRICS_TIMEOUT, lambda: sink_metrics().get(WRITTEN, 0) >= expected - stored_at_restart)
             metrics = sink_metrics()
             restarts = job.restarts() or restarts
         finally:
@@ -297,6 +306,7 @@ def run_with_fault(
         checkpoints=checkpoints,
         throttled=throttled,
         stored_at_kill=stored_at_kill,
+        stored_at_restart=stored_at_restart,
         kill_to_restart_s=kill_to_restart,
         total_s=time.monotonic() - t0,
         sink_metrics=metrics,
@@ -316,7 +326,7 @@ def check_at_least_once(run: FaultRun) -> None:
     written = run.sink_metrics.get(WRITTEN, 0)
     assert written > 0, f"no {WRITTEN} on Flink's REST API: {run.sink_metrics}"
     if run.restarts == 1:  # else the counters start from the last restart, later
-        assert written >= run.records_in - run.stored_at_kill, run.sink_metrics
+        assert written >= run.records_in - run.stored_at_restart, (run.stored_at_restart, run.sink_metrics)
     dead = Counter(d.data for d in run.dead_letters)
     unknown = (set(run.stored) | set(dead)) - set(expected)
     assert not unknown, f"{len(unknown)} records nobody wrote, e.g. {sorted(unknown)[:5]}"
