@@ -94,8 +94,8 @@ class Batcher:
         """
         if limits is None:
             limits = self.limits_of(queue.stream)
-        if not force and not self._may_be_full(queue, limits) and not queue.has_splits:
-            return _NOTHING  # the common case on each add: one cheap look
+        if not force and not self.may_have_full(queue, limits):
+            return _NOTHING
         part = queue.pop_split()
         if part is not None:
             return self._take_tokens(Batch(queue.key, part, sum(i.size for i in part), split=True))
@@ -184,8 +184,12 @@ class Batcher:
                                max_bytes=max_bytes)
         return chosen[:count], chosen[:count]
 
-    def _may_be_full(self, queue: ShardQueue, limits: Limits) -> bool:
-        """Cheap test before the scan: could the queue fill a request?"""
+    def may_have_full(self, queue: ShardQueue, limits: Limits) -> bool:
+        """The cheap test before any scan: whether ``queue`` could send a
+        request without ``force`` (a full one, or a split part). False for
+        all but about one add in a request's worth."""
+        if queue.has_splits:
+            return True
         if self.aggregation is not None and self._aggregates(queue):
             return queue.nbytes >= limits.max_request_bytes
         return queue.could_fill(limits.max_records_per_request, limits.max_request_bytes)

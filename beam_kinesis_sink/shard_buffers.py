@@ -201,7 +201,7 @@ class ShardBuffers:
     """The queues of all shards, and the records held until their outcome.
 
     Items of records written are kept (up to ``spare_limit``) and filled
-    again by :meth:`new_item`: at tens of thousands of records a second,
+    again by :meth:`add`: at tens of thousands of records a second,
     a new object per record that lives for a few requests is what makes the
     garbage collector run its full collections, over every object of the
     process (Beam's and botocore's included); a reused one costs none."""
@@ -238,18 +238,9 @@ class ShardBuffers:
     def queues(self) -> Iterable[ShardQueue]:
         return self._queues.values()
 
-    def new_item(self, record: KinesisRecord, size: int, hash_key: int, context: Any = None,
-                 element_timestamp_micros: Optional[int] = None) -> Item:
-        """An item for a new record: a spare one filled again, or a new one."""
-        if self._spare:
-            item = self._spare.pop()
-            item.fill(record, size, hash_key, context, element_timestamp_micros)
-            return item
-        return Item(record, size, hash_key, context, element_timestamp_micros)
-
     def recycle(self, items: Iterable[Item]) -> None:
         """``items`` (user records) have their outcomes and nothing refers to
-        them any more: keep them for :meth:`new_item`, emptied (no data or
+        them any more: keep them for :meth:`add`, emptied (no data or
         context of theirs stays alive)."""
         spare = self._spare
         for item in items:
@@ -258,14 +249,22 @@ class ShardBuffers:
             item.data = item.partition_key = item.explicit_hash_key = item.context = None
             spare.append(item)
 
-    def add(self, item: Item, key: QueueKey) -> ShardQueue:
-        """Queue ``item`` on its stream's shard; returns that queue."""
-        queue = self.queue(key)
+    def add(self, key: QueueKey, record: KinesisRecord, size: int, hash_key: int, context: Any = None,
+            element_timestamp_micros: Optional[int] = None) -> ShardQueue:
+        """Queue a new record on its stream's shard (``key``); returns that
+        queue. Its item is a spare one filled again, or a new one."""
+        spare = self._spare
+        if spare:
+            item = spare.pop()
+            item.fill(record, size, hash_key, context, element_timestamp_micros)
+        else:
+            item = Item(record, size, hash_key, context, element_timestamp_micros)
+        queue = self._queues.get(key) or self.queue(key)  # (an empty queue is falsy: same queue)
         self._added += 1
         item.seq = self._added
         queue.append(item)
         self._records += 1
-        self._bytes += item.size
+        self._bytes += size
         if self._records > self.peak_records:
             self.peak_records = self._records
         if self._bytes > self.peak_bytes:

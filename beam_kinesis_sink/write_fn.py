@@ -184,7 +184,11 @@ class _WriteFn(_WriterDoFn):
         with the element's windowed value as its context and ``ts`` as its
         event time."""
         writer = self._writer or self._open()
-        converted, stream = _prepare(self.settings, element)
+        settings = self.settings
+        if type(settings.stream) is str:  # one stream: none to choose (_prepare's first step)
+            converted, stream = settings.converter.convert(element), None
+        else:
+            converted, stream = _prepare(settings, element)
         if isinstance(converted, Rejection):
             writer.reject(converted, context, ts, stream=stream)
         else:

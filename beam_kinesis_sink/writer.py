@@ -136,8 +136,9 @@ class KinesisWriter:
             hash_key = hash_key_of(record.partition_key, record.explicit_hash_key)
         if shard_id is None or not route.locator.knows(shard_id):
             shard_id = route.locator.shard_of(hash_key)
-        item = self.buffers.new_item(record, size, hash_key, context, element_timestamp_micros)
-        self._after_add(self.buffers.add(item, (route.name, shard_id)), route, now)
+        queue = self.buffers.add((route.name, shard_id), record, size, hash_key, context,
+                                 element_timestamp_micros)
+        self._after_add(queue, route, now)
 
     def reject(self, rejection: Rejection, context: Any = None,
                element_timestamp_micros: Optional[int] = None, stream: Optional[str] = None) -> None:
@@ -232,9 +233,12 @@ class KinesisWriter:
             self._settle_all(completed)
             self._pump(drain=False, deadline=None)
             return
-        if not self._dispatch.may_send(queue, len(submitter), route.limits, drain=False):
+        limits = route.limits
+        if not self._batcher.may_have_full(queue, limits):
+            return  # the common case: one cheap look
+        if not self._dispatch.may_send(queue, len(submitter), limits, drain=False):
             return
-        decision = self._batcher.next_batch(queue, now, force=False, limits=route.limits)
+        decision = self._batcher.next_batch(queue, now, force=False, limits=limits)
         if decision.batch is not None:
             self._send(queue, decision.batch, now)
         elif decision.wake is not None:

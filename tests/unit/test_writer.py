@@ -120,7 +120,8 @@ def test_written_items_are_filled_again_and_keep_nothing_of_their_record():
     assert 0 < len(spare) <= 600  # kept, up to the bound
     assert all(i.data is None and i.context is None and i.partition_key is None for i in spare)
     spare_ids, before = {id(i) for i in spare}, len(spare)
-    item = writer.buffers.new_item(KinesisRecord(b"new", "n"), 4, 7, context="c")
+    queue = writer.buffers.add(("s", "shardId-000000000000"), KinesisRecord(b"new", "n"), 4, 7, context="c")
+    *_, item = queue.items()
     assert id(item) in spare_ids and len(spare) == before - 1  # a spare one, filled as a new one is
     assert (item.data, item.partition_key, item.context, item.attempts, item.first_attempt,
             item.not_before, item.last_code, item.members) == (b"new", "n", "c", 0, None, 0.0, "", None)
