@@ -122,7 +122,7 @@ class Batcher:
         else:
             count, nbytes = take_prefix(queue.sizes(), limits, max_records=budget_records,
                                         max_bytes=budget_bytes)
-        items = queue.take(count)
+        items = queue.take(count, nbytes)
         max_records = limits.max_records_per_request if budget_records is None else max(
             1, min(limits.max_records_per_request, budget_records))
         max_bytes = limits.max_request_bytes if budget_bytes is None else min(

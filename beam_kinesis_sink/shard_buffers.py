@@ -161,10 +161,12 @@ class ShardQueue(_Keyed):
         self._items.extendleft(reversed(items))
         self._nbytes += sum(item.size for item in items)
 
-    def take(self, count: int) -> List[Item]:
-        """Remove and return the first ``count`` records."""
-        taken = [self._items.popleft() for _ in range(count)]
-        self._nbytes -= sum(item.size for item in taken)
+    def take(self, count: int, nbytes: Optional[int] = None) -> List[Item]:
+        """Remove and return the first ``count`` records (``nbytes``: their
+        sizes' sum, when the caller has just added them up)."""
+        popleft = self._items.popleft
+        taken = [popleft() for _ in range(count)]
+        self._nbytes -= sum(item.size for item in taken) if nbytes is None else nbytes
         return taken
 
     def take_fitting(self, max_records: int, max_bytes: int, now: float, scan: int) -> List[Item]:
@@ -206,7 +208,11 @@ class ShardBuffers:
     garbage collector run its full collections, over every object of the
     process (Beam's and botocore's included); a reused one costs none."""
 
-    def __init__(self, spare_limit: int = 0) -> None:
+    def __init__(self, spare_limit: int = 0, max_records: float = float("inf"),
+                 max_bytes: float = float("inf")) -> None:
+        #: the bounds :meth:`over_bound` checks (the writer's max_buffered_records and _bytes)
+        self.max_records = max_records
+        self.max_bytes = max_bytes
         self._queues: Dict[QueueKey, ShardQueue] = {}
         self._spare: List[Item] = []
         self._spare_limit = spare_limit
@@ -226,8 +232,9 @@ class ShardBuffers:
     def nbytes(self) -> int:
         return self._bytes
 
-    def over(self, max_records: int, max_bytes: int) -> bool:
-        return self._records > max_records or self._bytes > max_bytes
+    def over_bound(self) -> bool:
+        """Whether the records held are over either bound."""
+        return self._records > self.max_records or self._bytes > self.max_bytes
 
     def queue(self, key: QueueKey) -> ShardQueue:
         queue = self._queues.get(key)
@@ -259,7 +266,9 @@ class ShardBuffers:
             item.fill(record, size, hash_key, context, element_timestamp_micros)
         else:
             item = Item(record, size, hash_key, context, element_timestamp_micros)
-        queue = self._queues.get(key) or self.queue(key)  # (an empty queue is falsy: same queue)
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self.queue(key)
         self._added += 1
         item.seq = self._added
         queue.append(item)

@@ -77,7 +77,7 @@ class ShardMap:
         last word and the receipt tells the truth.
         """
         index = bisect.bisect_right(self._starts, hash_key) - 1
-        return self._shards[max(index, 0)]
+        return self._shards[index if index > 0 else 0]
 
     @classmethod
     def from_list_shards(cls, shards: Iterable[dict[str, Any]]) -> ShardMap:

@@ -75,7 +75,9 @@ class KinesisWriter:
         self._redact = redactor or (lambda text: redact(text, secrets))
         self._backoff = Backoff(options.retry, rand or random.Random().random)
         self.rate_limiter = RateLimiter(options.rate_limit, clock, options.max_records_per_second)
-        self.buffers = ShardBuffers(spare_limit=options.max_buffered_records)
+        self.buffers = ShardBuffers(spare_limit=options.max_buffered_records,
+                                    max_records=options.max_buffered_records,
+                                    max_bytes=options.max_buffered_bytes)
         self._routes = StreamRoutes(
             self._new_route, lambda route: self.buffers.rebucket(route.name, route.locator.shard_of)
         )
@@ -229,7 +231,7 @@ class KinesisWriter:
         may have a request to send (a full one)."""
         submitter = self._submitter
         completed = submitter.completed() if submitter.any_done else ()
-        if completed or self._over_bound() or now >= self._wake_at:
+        if completed or self.buffers.over_bound() or now >= self._wake_at:
             self._settle_all(completed)
             self._pump(drain=False, deadline=None)
             return
@@ -244,9 +246,6 @@ class KinesisWriter:
         elif decision.wake is not None:
             self._wake_at = min(self._wake_at, decision.wake)
 
-    def _over_bound(self) -> bool:
-        return self.buffers.over(self.options.max_buffered_records, self.options.max_buffered_bytes)
-
     def _pump(self, drain: bool, deadline: Optional[float]) -> None:
         for _ in self._steps(drain, deadline):
             pass
@@ -256,8 +255,8 @@ class KinesisWriter:
         Yields after each wait for calls or tokens."""
         while True:
             self._settle_all(self._submitter.completed())
-            wake = self._send_ready(force=drain or self._over_bound(), drain=drain)
-            if not drain and not self._over_bound():
+            wake = self._send_ready(force=drain or self.buffers.over_bound(), drain=drain)
+            if not drain and not self.buffers.over_bound():
                 return
             if drain and self.buffers.records == 0:
                 return
