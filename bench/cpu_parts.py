@@ -19,6 +19,11 @@ shared machine's other work does not count):
 3. **The per-record steps of a call's life**, pure and without I/O, on 500
    records: encoding the body, reading the answer, judging it, building the
    receipts, and wrapping them for Beam.
+4. **The sink's DoFn without Beam or a network**: ``_WriteFn.process`` on
+   windowed values made beforehand, then ``finish_bundle``, with a client
+   stand-in that answers every call at once (its pool threads barely run):
+   the engine's own bookkeeping per record, in the bundle's thread (the
+   least of three runs). The quickest A/B of a change to the per-record path.
 
 It prints a Markdown table of µs per record. The figures are for reading
 where the time goes; the ratios against baselines are ``python -m bench``'s.
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
 
 RECORDS_PER_CALL = 500
 SHARD = "shardId-000000000001"
+ENGINE_ROW = "the sink's DoFn without Beam: _WriteFn.process, an instant client, the bundle's thread"
 
 
 def _thread_us_per(fn: Callable[[], object], repeats: int, per: int) -> float:
@@ -130,7 +136,71 @@ def steps(repeats: int) -> Dict[str, float]:
     }
 
 
-def table(found: Dict[str, Tuple[float, float]], call: Dict[str, float], parts: Dict[str, float]) -> str:
+class _InstantKinesis:
+    """A client stand-in for :func:`engine_alone`: four shards, and every
+    record written at once, on the shard it was sent to (not botocore's, so
+    the plain ``put_records`` path)."""
+
+    def __init__(self) -> None:
+        from beam_kinesis_sink.sharding import ShardMap
+
+        step = 2**128 // 4
+        self.shards = [{"ShardId": f"shardId-{i:012d}",
+                        "HashKeyRange": {"StartingHashKey": str(i * step),
+                                         "EndingHashKey": str(2**128 - 1 if i == 3 else (i + 1) * step - 1)},
+                        "SequenceNumberRange": {"StartingSequenceNumber": "1"}} for i in range(4)]
+        self.map = ShardMap.from_list_shards(self.shards)
+
+    def list_shards(self, **_: object) -> Dict[str, object]:
+        return {"Shards": self.shards}
+
+    def put_records(self, Records: List[Dict[str, str]], **_: object) -> Dict[str, object]:  # noqa: N803
+        from beam_kinesis_sink.sharding import hash_key_of
+
+        first = Records[0]  # a request holds one shard's records
+        shard = self.map.shard_for(hash_key_of(first["PartitionKey"], first.get("ExplicitHashKey"))).shard_id
+        return {"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1", "ShardId": shard}] * len(Records)}
+
+
+def engine_alone(records: int) -> float:
+    """Bundle-thread CPU µs per record of ``_WriteFn.process`` and
+    ``finish_bundle`` over ``records`` windowed values, with
+    :class:`_InstantKinesis`; the least of three runs."""
+    from apache_beam.transforms.window import GlobalWindow
+    from apache_beam.utils.timestamp import MIN_TIMESTAMP
+    from apache_beam.utils.windowed_value import WindowedValue
+
+    from beam_kinesis_sink import ClientConfig, KinesisRecord, WriteToKinesis
+    from beam_kinesis_sink.metrics import MetricsSink
+    from beam_kinesis_sink.write_fn import _WriteFn
+    from beam_kinesis_sink.writer import KinesisWriter
+    from bench.workload import small_records
+
+    settings = WriteToKinesis("bench", client_config=ClientConfig(region_name="us-east-1"),
+                              rate_limit=False)._settings
+    window = (GlobalWindow(),)
+    elements = [WindowedValue(KinesisRecord(data, key), MIN_TIMESTAMP, window)
+                for data, key in small_records(records, "engine")]
+    runs = []
+    for _ in range(3):
+        fn = _WriteFn(settings)
+        fn._writer = KinesisWriter(_InstantKinesis(), settings.default_stream, settings.writer,
+                                   metrics=MetricsSink())
+        fn.start_bundle()
+        outputs = 0
+        start = time.thread_time()
+        for element in elements:
+            outputs += len(fn.process(element.value, element))
+        outputs += sum(1 for _ in fn.finish_bundle())
+        runs.append((time.thread_time() - start) / records * 1e6)
+        fn.teardown()
+        if outputs < records:
+            raise RuntimeError(f"engine_alone: {outputs} outputs for {records} records")
+    return min(runs)
+
+
+def table(found: Dict[str, Tuple[float, float]], call: Dict[str, float], parts: Dict[str, float],
+          engine_us: float) -> str:
     lines = ["| what | CPU µs per record |", "|---|---|"]
     noop_thread, noop_process = found["noop"]
     for name, (thread_us, process_us) in found.items():
@@ -144,6 +214,7 @@ def table(found: Dict[str, Tuple[float, float]], call: Dict[str, float], parts: 
         lines.append(f"| one {RECORDS_PER_CALL}-record call, {name} | {us:.2f} |")
     for name, us in parts.items():
         lines.append(f"| {name} | {us:.2f} |")
+    lines.append(f"| {ENGINE_ROW} | {engine_us:.2f} |")
     return "\n".join(lines)
 
 
@@ -161,9 +232,10 @@ def main(argv: List[str] | None = None) -> int:
         found = pipelines(ep, args.records)
         call = one_call(ep.endpoint_url, args.calls)
     parts = steps(max(1, args.calls * 2))
+    engine_us = engine_alone(args.records)
     print(f"### python -m bench.cpu_parts, {time.strftime('%Y-%m-%d %H:%M')}, {args.records:,} records per "
           f"pipeline, {args.calls} calls per client\n")
-    print(table(found, call, parts))
+    print(table(found, call, parts, engine_us))
     return 0
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.cpu_parts import ENGINE_ROW
+
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,3 +36,5 @@ def test_every_part_is_measured_and_the_pool_threads_count_in_the_process():
                  "encode the body (encode_kinesis_records)", "judge it (judge_answer)",
                  "build the receipts (Outcomes.written_by_index)"):
         assert rows[part] > 0, part
+    # the DoFn alone: no Beam around it and no network under it, so less than in the pipeline
+    assert 0 < rows[ENGINE_ROW] < rows["pipeline ending in sink: the bundle's thread"]
