@@ -15,7 +15,9 @@ shared machine's other work does not count):
    no-op's.
 2. **One PutRecords call of 500 records**, in one thread: boto3's
    ``put_records`` against the sink's codec
-   (:class:`~beam_kinesis_sink.direct_put_records.DirectPutRecords`).
+   (:class:`~beam_kinesis_sink.direct_put_records.DirectPutRecords`); and
+   a call of one record through the codec, what a call costs whatever it
+   carries (in µs per call).
 3. **The per-record steps of a call's life**, pure and without I/O, on 500
    records: encoding the body, reading the answer, judging it, building the
    receipts, and wrapping them for Beam.
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 
 RECORDS_PER_CALL = 500
 SHARD = "shardId-000000000001"
+ONE_RECORD_ROW = "one 1-record call, the sink's codec: a call's own cost, µs per call"
 ENGINE_ROW = "the sink's DoFn without Beam: _WriteFn.process, an instant client, the bundle's thread"
 
 
@@ -92,6 +95,21 @@ def one_call(endpoint_url: str, calls: int) -> Dict[str, float]:
         "the sink's codec (DirectPutRecords)": _thread_us_per(lambda: direct.put(args, entries), calls,
                                                               RECORDS_PER_CALL),
     }
+
+
+def one_record_call(endpoint_url: str, calls: int) -> float:
+    """CPU µs of one 1-record call through the sink's codec, in this thread:
+    what a call costs whatever it carries (botocore's request, signing,
+    HTTP and answer)."""
+    from beam_kinesis_sink import ClientConfig
+    from beam_kinesis_sink.direct_put_records import DirectPutRecords
+    from bench.beam_runs import REGION, STREAM
+    from bench.workload import small_records
+
+    client = ClientConfig(region_name=REGION, endpoint_url=endpoint_url).create_client()
+    entries = [{"Data": data, "PartitionKey": key} for data, key in small_records(1, "one")]
+    direct = DirectPutRecords(client)
+    return _thread_us_per(lambda: direct.put({"StreamName": STREAM}, entries), calls, 1)
 
 
 def steps(repeats: int) -> Dict[str, float]:
@@ -199,8 +217,8 @@ def engine_alone(records: int) -> float:
     return min(runs)
 
 
-def table(found: Dict[str, Tuple[float, float]], call: Dict[str, float], parts: Dict[str, float],
-          engine_us: float) -> str:
+def table(found: Dict[str, Tuple[float, float]], call: Dict[str, float], fixed_us: float,
+          parts: Dict[str, float], engine_us: float) -> str:
     lines = ["| what | CPU µs per record |", "|---|---|"]
     noop_thread, noop_process = found["noop"]
     for name, (thread_us, process_us) in found.items():
@@ -212,6 +230,7 @@ def table(found: Dict[str, Tuple[float, float]], call: Dict[str, float], parts: 
             lines.append(f"{above} the whole process | {process_us - noop_process:.2f} |")
     for name, us in call.items():
         lines.append(f"| one {RECORDS_PER_CALL}-record call, {name} | {us:.2f} |")
+    lines.append(f"| {ONE_RECORD_ROW} | {fixed_us:.0f} |")
     for name, us in parts.items():
         lines.append(f"| {name} | {us:.2f} |")
     lines.append(f"| {ENGINE_ROW} | {engine_us:.2f} |")
@@ -231,11 +250,12 @@ def main(argv: List[str] | None = None) -> int:
     with start_loopback_endpoint(shards=4, log_dir=Path(tempfile.mkdtemp(prefix="bench-cpu-parts-"))) as ep:
         found = pipelines(ep, args.records)
         call = one_call(ep.endpoint_url, args.calls)
+        fixed_us = one_record_call(ep.endpoint_url, args.calls)
     parts = steps(max(1, args.calls * 2))
     engine_us = engine_alone(args.records)
     print(f"### python -m bench.cpu_parts, {time.strftime('%Y-%m-%d %H:%M')}, {args.records:,} records per "
           f"pipeline, {args.calls} calls per client\n")
-    print(table(found, call, parts, engine_us))
+    print(table(found, call, fixed_us, parts, engine_us))
     return 0
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cpu_parts import ENGINE_ROW
+from bench.cpu_parts import ENGINE_ROW, ONE_RECORD_ROW
 
 pytestmark = pytest.mark.slow
 
@@ -38,3 +38,5 @@ def test_every_part_is_measured_and_the_pool_threads_count_in_the_process():
         assert rows[part] > 0, part
     # the DoFn alone: no Beam around it and no network under it, so less than in the pipeline
     assert 0 < rows[ENGINE_ROW] < rows["pipeline ending in sink: the bundle's thread"]
+    # a call's own cost is more than the per-record share of a 500-record call
+    assert rows[ONE_RECORD_ROW] > rows["one 500-record call, the sink's codec (DirectPutRecords)"]
