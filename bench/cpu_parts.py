@@ -78,8 +78,11 @@ def pipelines(endpoint: LoopbackEndpoint, records: int) -> Dict[str, Tuple[float
     return found
 
 
-def one_call(endpoint_url: str, calls: int) -> Dict[str, float]:
-    """CPU µs per record of one 500-record call, in this thread: boto3 and the codec."""
+def one_call(endpoint_url: str, calls: int) -> Tuple[Dict[str, float], float]:
+    """CPU µs per record of one 500-record call, in this thread: boto3 and
+    the codec; and CPU µs of one 1-record call through the codec, what a
+    call costs whatever it carries (botocore's request, signing, HTTP and
+    answer)."""
     from beam_kinesis_sink import ClientConfig
     from beam_kinesis_sink.direct_put_records import DirectPutRecords
     from bench.beam_runs import REGION, STREAM
@@ -89,27 +92,13 @@ def one_call(endpoint_url: str, calls: int) -> Dict[str, float]:
     entries = [{"Data": data, "PartitionKey": key} for data, key in small_records(RECORDS_PER_CALL, "parts")]
     direct = DirectPutRecords(client)
     args = {"StreamName": STREAM}
-    return {
+    per_record = {
         "boto3 put_records": _thread_us_per(lambda: client.put_records(Records=entries, **args), calls,
                                             RECORDS_PER_CALL),
         "the sink's codec (DirectPutRecords)": _thread_us_per(lambda: direct.put(args, entries), calls,
                                                               RECORDS_PER_CALL),
     }
-
-
-def one_record_call(endpoint_url: str, calls: int) -> float:
-    """CPU µs of one 1-record call through the sink's codec, in this thread:
-    what a call costs whatever it carries (botocore's request, signing,
-    HTTP and answer)."""
-    from beam_kinesis_sink import ClientConfig
-    from beam_kinesis_sink.direct_put_records import DirectPutRecords
-    from bench.beam_runs import REGION, STREAM
-    from bench.workload import small_records
-
-    client = ClientConfig(region_name=REGION, endpoint_url=endpoint_url).create_client()
-    entries = [{"Data": data, "PartitionKey": key} for data, key in small_records(1, "one")]
-    direct = DirectPutRecords(client)
-    return _thread_us_per(lambda: direct.put({"StreamName": STREAM}, entries), calls, 1)
+    return per_record, _thread_us_per(lambda: direct.put(args, entries[:1]), calls, 1)
 
 
 def steps(repeats: int) -> Dict[str, float]:
@@ -249,8 +238,7 @@ def main(argv: List[str] | None = None) -> int:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     with start_loopback_endpoint(shards=4, log_dir=Path(tempfile.mkdtemp(prefix="bench-cpu-parts-"))) as ep:
         found = pipelines(ep, args.records)
-        call = one_call(ep.endpoint_url, args.calls)
-        fixed_us = one_record_call(ep.endpoint_url, args.calls)
+        call, fixed_us = one_call(ep.endpoint_url, args.calls)
     parts = steps(max(1, args.calls * 2))
     engine_us = engine_alone(args.records)
     print(f"### python -m bench.cpu_parts, {time.strftime('%Y-%m-%d %H:%M')}, {args.records:,} records per "
