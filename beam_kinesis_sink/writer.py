@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple
 
 from beam_kinesis_sink import metrics as m
 from beam_kinesis_sink.batcher import Batcher
@@ -45,6 +45,10 @@ from beam_kinesis_sink.sharding import ShardMap, hash_key_of
 from beam_kinesis_sink.stream_routes import StreamRoute, StreamRoutes
 from beam_kinesis_sink.submitter import Completed, Submitter
 from beam_kinesis_sink.writer_options import WriterOptions
+
+#: what :meth:`KinesisWriter.add_many` takes for each record: ``(record, size, context,
+#: element_timestamp_micros, hash_key or None, shard_id or None)``
+Entry = Tuple[KinesisRecord, int, Any, Optional[int], Optional[int], Optional[str]]
 
 #: how long the pump waits when nothing tells it when to look again
 _IDLE_WAIT = 0.05
@@ -129,18 +133,34 @@ class KinesisWriter:
         (the stateful mode keys its batches by shard); a shard the current
         map does not know is located again.
         """
+        self.add_many(((record, size, context, element_timestamp_micros, hash_key, shard_id),), stream)
+
+    def add_many(self, entries: Iterable[Entry], stream: Optional[str] = None) -> None:
+        """:meth:`add` for each entry, ``(record, size, context,
+        element_timestamp_micros, hash_key, shard_id)`` (the last two may be
+        None), all for ``stream``: the stream's route, its limits and the
+        clock are looked at once, and a completed call or an ended wait
+        once more at the end (a full queue and the buffer bound are checked
+        after every record, as :meth:`add` does)."""
         now = self._clock()
         route = self._routes.fresh(self.stream if stream is None else stream, now)
-        if size > route.limits.max_record_bytes:
-            self._too_large(record, size, route, context, element_timestamp_micros)
-            return
-        if hash_key is None:
-            hash_key = hash_key_of(record.partition_key, record.explicit_hash_key)
-        if shard_id is None or not route.locator.knows(shard_id):
-            shard_id = route.locator.shard_of(hash_key)
-        queue = self.buffers.add((route.name, shard_id), record, size, hash_key, context,
-                                 element_timestamp_micros)
-        self._after_add(queue, route, now)
+        name, limits, locator = route.name, route.limits, route.locator
+        max_record_bytes = limits.max_record_bytes
+        buffers = self.buffers
+        may_have_full = self._batcher.may_have_full
+        for record, size, context, timestamp, hash_key, shard_id in entries:
+            if size > max_record_bytes:
+                self._too_large(record, size, route, context, timestamp)
+                continue
+            if hash_key is None:
+                hash_key = hash_key_of(record.partition_key, record.explicit_hash_key)
+            if shard_id is None or not locator.knows(shard_id):
+                shard_id = locator.shard_of(hash_key)
+            queue = buffers.add((name, shard_id), record, size, hash_key, context, timestamp)
+            if may_have_full(queue, limits) or buffers.over_bound():
+                self._after_add(queue, route, now)
+                now = self._clock()
+        self._after_add(None, route, now)
 
     def reject(self, rejection: Rejection, context: Any = None,
                element_timestamp_micros: Optional[int] = None, stream: Optional[str] = None) -> None:
@@ -225,10 +245,11 @@ class KinesisWriter:
         self._outcomes.rejected(route.name, rejection, context, element_timestamp_micros)
 
     # ----------------------------------------------------------------- pump
-    def _after_add(self, queue: ShardQueue, route: StreamRoute, now: float) -> None:
-        """One look per record: only ``queue`` changed, so unless a call
-        completed, a wait ended or the buffers are over their bound, only it
-        may have a request to send (a full one)."""
+    def _after_add(self, queue: Optional[ShardQueue], route: StreamRoute, now: float) -> None:
+        """One look after records were added: only ``queue`` changed (None:
+        none needs a look), so unless a call completed, a wait ended or the
+        buffers are over their bound, only it may have a request to send
+        (a full one)."""
         submitter = self._submitter
         completed = submitter.completed() if submitter.any_done else ()
         if completed or self.buffers.over_bound() or now >= self._wake_at:
@@ -236,7 +257,7 @@ class KinesisWriter:
             self._pump(drain=False, deadline=None)
             return
         limits = route.limits
-        if not self._batcher.may_have_full(queue, limits):
+        if queue is None or not self._batcher.may_have_full(queue, limits):
             return  # the common case: one cheap look
         if not self._dispatch.may_send(queue, len(submitter), limits, drain=False):
             return

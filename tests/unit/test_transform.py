@@ -143,7 +143,9 @@ def test_display_data_names_the_stream_and_options_but_no_credential():
 
 def test_buffered_records_do_not_hold_their_elements():
     # The context of a buffered record lives until its outcome; the buffer
-    # bound counts records, so the (maybe much bigger) element must not stay.
+    # bound counts records, so the (maybe much bigger) element must not
+    # stay. process keeps at most a chunk of elements before it converts
+    # and buffers them.
     from apache_beam.transforms.window import GlobalWindow
     from apache_beam.utils.windowed_value import WindowedValue
 
@@ -156,15 +158,20 @@ def test_buffered_records_do_not_hold_their_elements():
     fn = _WriteFn(WriteToKinesis("s", partition_key="k", client_config=config).settings)
     fn.setup()
     try:
-        element = {"k": "a", "blob": "x" * 1000}
-        windowed = WindowedValue(element, 0, (GlobalWindow(),))
-        if write_fn._WINDOWED_VALUE_PARAM is not None:
-            list(fn.process(element, windowed))
-        else:  # an older Beam: the three parameters
-            list(fn.process(element, windowed.timestamp, GlobalWindow(), windowed.pane_info))
+        fn.start_bundle()
+        for i in range(fn.CHUNK):
+            element = {"k": f"a{i}", "blob": "x" * 1000}
+            windowed = WindowedValue(element, 0, (GlobalWindow(),))
+            assert len(fn._pending) == i  # kept, not yet converted
+            if write_fn._WINDOWED_VALUE_PARAM is not None:
+                list(fn.process(element, windowed))
+            else:  # an older Beam: the three parameters
+                list(fn.process(element, windowed.timestamp, GlobalWindow(), windowed.pane_info))
+        assert fn._pending == []
         items = [item for queue in fn._writer.buffers.queues() for item in queue._items]
-        assert len(items) == 1
-        assert items[0].context.value is None and items[0].context.windows == (GlobalWindow(),)
+        assert len(items) == fn.CHUNK
+        assert all(item.context.value is None and item.context.windows == (GlobalWindow(),)
+                   for item in items)
     finally:
         fn.teardown()
 
