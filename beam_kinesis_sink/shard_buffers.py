@@ -236,6 +236,11 @@ class ShardBuffers:
         """Whether the records held are over either bound."""
         return self._records > self.max_records or self._bytes > self.max_bytes
 
+    def room(self) -> Tuple[float, float]:
+        """Records and bytes that can still be added before :meth:`over_bound`
+        (it is once either is below 0)."""
+        return self.max_records - self._records, self.max_bytes - self._bytes
+
     def queue(self, key: QueueKey) -> ShardQueue:
         queue = self._queues.get(key)
         if queue is None:

@@ -139,15 +139,17 @@ class KinesisWriter:
         """:meth:`add` for each entry, ``(record, size, context,
         element_timestamp_micros, hash_key, shard_id)`` (the last two may be
         None), all for ``stream``: the stream's route, its limits and the
-        clock are looked at once, and a completed call or an ended wait
-        once more at the end (a full queue and the buffer bound are checked
-        after every record, as :meth:`add` does)."""
+        clock are looked at once; the buffer bound after every record (and
+        ``add_many`` blocks as :meth:`add` does); and each queue that got
+        records, a completed call and an ended wait once, at the end."""
         now = self._clock()
         route = self._routes.fresh(self.stream if stream is None else stream, now)
         name, limits, locator = route.name, route.limits, route.locator
         max_record_bytes = limits.max_record_bytes
         buffers = self.buffers
-        may_have_full = self._batcher.may_have_full
+        room_records, room_bytes = buffers.room()
+        touched = set()
+        touch = touched.add
         for record, size, context, timestamp, hash_key, shard_id in entries:
             if size > max_record_bytes:
                 self._too_large(record, size, route, context, timestamp)
@@ -157,10 +159,17 @@ class KinesisWriter:
             if shard_id is None or not locator.knows(shard_id):
                 shard_id = locator.shard_of(hash_key)
             queue = buffers.add((name, shard_id), record, size, hash_key, context, timestamp)
-            if may_have_full(queue, limits) or buffers.over_bound():
+            touch(queue)
+            room_records -= 1
+            room_bytes -= size
+            if room_records < 0 or room_bytes < 0:  # over the bound: back-pressure
                 self._after_add(queue, route, now)
                 now = self._clock()
-        self._after_add(None, route, now)
+                room_records, room_bytes = buffers.room()
+        for queue in touched:
+            self._after_add(queue, route, now)
+        if not touched:
+            self._after_add(None, route, now)
 
     def reject(self, rejection: Rejection, context: Any = None,
                element_timestamp_micros: Optional[int] = None, stream: Optional[str] = None) -> None:

@@ -37,9 +37,16 @@ def records(n, prefix="k"):
     return [KinesisRecord(f"data-{i}".encode(), f"{prefix}{i}") for i in range(n)]
 
 
-def run(writer, recs, timeout=30):
-    for i, r in enumerate(recs):
-        writer.add(r, len(r.data) + len(r.partition_key), context=i)
+def run(writer, recs, timeout=30, chunk=None):
+    """Add ``recs`` one by one (``chunk`` None) or ``chunk`` at a time through
+    ``add_many`` (as the DoFn does), each with its index as its context."""
+    if chunk is None:
+        for i, r in enumerate(recs):
+            writer.add(r, len(r.data) + len(r.partition_key), context=i)
+    else:
+        for start in range(0, len(recs), chunk):
+            writer.add_many([(r, len(r.data) + len(r.partition_key), start + j, None, None, None)
+                             for j, r in enumerate(recs[start:start + chunk])])
     writer.flush(timeout)
     outcomes = writer.take_outcomes()
     writer.close()
@@ -236,7 +243,8 @@ def test_missing_stream_at_list_shards_still_dead_letters_every_record():
     assert {v.error_code for v, _ in dead} == {"ResourceNotFoundException"}
 
 
-def test_back_pressure_bounds_the_buffer():
+@pytest.mark.parametrize("chunk", [None, 64, 3000])
+def test_back_pressure_bounds_the_buffer(chunk):
     gate = threading.Event()
 
     def slow(call, recs):
@@ -246,9 +254,10 @@ def test_back_pressure_bounds_the_buffer():
     fake = FakeKinesis(slow)
     writer = KinesisWriter(fake, "s", options(max_buffered_records=1000, max_in_flight=2,
                                               limits=Limits(max_records_per_request=100)))
-    outcomes = run(writer, records(20_000))
+    outcomes = run(writer, records(20_000), chunk=chunk)
     assert len(split(outcomes)[0]) == 20_000
-    # The bound plus at most one record that triggered the wait.
+    # The bound plus at most one record that triggered the wait, however
+    # many records one add_many takes.
     assert writer.buffers.peak_records <= 1001
 
 
@@ -291,8 +300,9 @@ def test_receipt_on_an_unexpected_shard_refreshes_the_map():
     n=st.integers(1, 1500),
     record_fail=st.floats(0, 0.6),
     call_fail=st.floats(0, 0.4),
+    chunk=st.sampled_from([None, 1, 7, 64, 500]),
 )
-def test_no_record_is_lost_or_doubled_under_random_faults(seed, n, record_fail, call_fail):
+def test_no_record_is_lost_or_doubled_under_random_faults(seed, n, record_fail, call_fail, chunk):
     rng = random.Random(seed)
     lock = threading.Lock()
 
@@ -309,7 +319,7 @@ def test_no_record_is_lost_or_doubled_under_random_faults(seed, n, record_fail, 
     fake = FakeKinesis(script)
     writer = KinesisWriter(fake, "s", options(), rand=random.Random(seed).random)
     recs = records(n)
-    outcomes = run(writer, recs)
+    outcomes = run(writer, recs, chunk=chunk)
     written, dead = split(outcomes)
     contexts = sorted(c for _, c in outcomes)
     assert contexts == list(range(n))  # every record exactly one outcome
