@@ -159,7 +159,10 @@ class _WriteFn(_WriterDoFn):
         def process(self, element: Any, windowed: Any = _WINDOWED_VALUE_PARAM) -> Iterable[Any]:
             pending = self._pending
             pending.append(windowed)
-            return self._write_pending() if len(pending) >= self.CHUNK else ()
+            if len(pending) < self.CHUNK:
+                return ()
+            self._write_pending()
+            return self._outcomes_from(windowed)
 
     else:  # an older Beam
 
@@ -172,10 +175,26 @@ class _WriteFn(_WriterDoFn):
         ) -> Iterable[Any]:
             pending = self._pending
             pending.append(WindowedValue(element, timestamp, (window,), pane))
-            return self._write_pending() if len(pending) >= self.CHUNK else ()
+            if len(pending) < self.CHUNK:
+                return ()
+            self._write_pending()
+            return ()  # all of them in finish_bundle
 
     #: the last element's context and event time (see _context_of)
     _last: Optional[Tuple[WindowedValue, Optional[int]]] = None
+
+    def _outcomes_from(self, windowed: Any) -> Iterable[Any]:
+        """The outcomes made so far, for ``process`` of ``windowed`` to emit;
+        none while that element is in more than one window (or none): Beam
+        repeats the windows of whatever ``process`` emits once per window of
+        the element being processed, so each outcome would land in its
+        windows several times. They wait for the next element in one
+        window, or ``finish_bundle``."""
+        if len(windowed.windows) != 1:
+            return ()
+        outcomes = self._writer.take_outcomes() if self._writer is not None else ()
+        return _emit(outcomes) if outcomes else ()
+
     def _context_of(self, windowed: Any) -> Tuple[WindowedValue, Optional[int]]:
         """The element's timestamp, windows and pane, without the element (the
         context is held until the record's outcome, and the buffer bound
@@ -195,10 +214,10 @@ class _WriteFn(_WriterDoFn):
         self._last = last = (windowed.with_value(None), _event_time(micros))
         return last
 
-    def _write_pending(self) -> List[Any]:
+    def _write_pending(self) -> None:
         """Convert the kept elements, then hand their records (or their
         rejections) to the engine, each with its element's windowed value as
-        its context; returns the outcomes made so far, for Beam."""
+        its context."""
         writer = self._writer or self._open()
         pending, self._pending = self._pending, []
         settings = self.settings
@@ -223,12 +242,10 @@ class _WriteFn(_WriterDoFn):
                     writer.reject(converted, context, ts, stream=stream)
                 else:
                     writer.add(converted.record, converted.size, context, ts, stream=stream)
-        outcomes = writer.take_outcomes()
-        return _emit(outcomes) if outcomes else []
 
     def finish_bundle(self) -> Iterable[Any]:
         writer = self._open()
-        yield from self._write_pending()
+        self._write_pending()
         # Emit receipts as calls complete, not only at the end of the drain:
         # downstream counters (progress) move during a long, rate-capped flush.
         for _ in writer.drain(self.settings.flush_timeout_seconds):
