@@ -127,6 +127,8 @@ class WriteToKinesis(beam.PTransform):
         ``ordered=False``).
       max_buffered_records / max_buffered_bytes: buffer bound per worker;
         when reached, ``process`` blocks until calls complete (back-pressure).
+        Besides, ``process`` keeps up to 64 elements before it converts and
+        buffers them together.
       rate_limit: ``True`` (default) keeps per-shard token buckets adapted by
         AIMD; ``False`` sends as fast as possible.
       shard_records_per_second / shard_bytes_per_second: the nominal per-shard
