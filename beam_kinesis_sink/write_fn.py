@@ -75,11 +75,6 @@ def _event_time(micros: int) -> Optional[int]:
     return None if abs(micros) >= 2**62 else micros
 
 
-#: Beam's parameter for the whole windowed element: one parameter to bind per
-#: element instead of three (timestamp, window, pane), where this Beam has it
-_WINDOWED_VALUE_PARAM = getattr(beam.DoFn, "WindowedValueParam", None)
-
-
 def _emit(outcomes: Iterable[Any]) -> List[Any]:
     """Each outcome to its output, in its element's timestamp, windows and
     pane (``context``, a ``WindowedValue``), or in the input's when None.
@@ -154,31 +149,17 @@ class _WriteFn(_WriterDoFn):
         if forgotten:
             _LOG.warning("dropped %d records left by a failed bundle; the runner retries them", forgotten)
 
-    if _WINDOWED_VALUE_PARAM is not None:
-
-        def process(self, element: Any, windowed: Any = _WINDOWED_VALUE_PARAM) -> Iterable[Any]:
-            pending = self._pending
-            pending.append(windowed)
-            if len(pending) < self.CHUNK:
-                return ()
-            self._write_pending()
-            return self._outcomes_from(windowed)
-
-    else:  # an older Beam
-
-        def process(
-            self,
-            element: Any,
-            timestamp: Any = beam.DoFn.TimestampParam,
-            window: Any = beam.DoFn.WindowParam,
-            pane: Any = beam.DoFn.PaneInfoParam,
-        ) -> Iterable[Any]:
-            pending = self._pending
-            pending.append(WindowedValue(element, timestamp, (window,), pane))
-            if len(pending) < self.CHUNK:
-                return ()
-            self._write_pending()
-            return ()  # all of them in finish_bundle
+    def process(self, element: Any, windowed: Any = beam.DoFn.WindowedValueParam) -> Iterable[Any]:
+        # The whole windowed element, one parameter to bind (not timestamp,
+        # window and pane), and an element in several windows once (a
+        # WindowParam would have Beam call process once per window: the
+        # record written once per window).
+        pending = self._pending
+        pending.append(windowed)
+        if len(pending) < self.CHUNK:
+            return ()
+        self._write_pending()
+        return self._outcomes_from(windowed)
 
     #: the last element's context and event time (see _context_of)
     _last: Optional[Tuple[WindowedValue, Optional[int]]] = None

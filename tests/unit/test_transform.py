@@ -149,7 +149,6 @@ def test_buffered_records_do_not_hold_their_elements():
     from apache_beam.transforms.window import GlobalWindow
     from apache_beam.utils.windowed_value import WindowedValue
 
-    from beam_kinesis_sink import write_fn
     from beam_kinesis_sink.testing.processes import free_port
     from beam_kinesis_sink.write_fn import _WriteFn
 
@@ -163,10 +162,7 @@ def test_buffered_records_do_not_hold_their_elements():
             element = {"k": f"a{i}", "blob": "x" * 1000}
             windowed = WindowedValue(element, 0, (GlobalWindow(),))
             assert len(fn._pending) == i  # kept, not yet converted
-            if write_fn._WINDOWED_VALUE_PARAM is not None:
-                list(fn.process(element, windowed))
-            else:  # an older Beam: the three parameters
-                list(fn.process(element, windowed.timestamp, GlobalWindow(), windowed.pane_info))
+            list(fn.process(element, windowed))
         assert fn._pending == []
         items = [item for queue in fn._writer.buffers.queues() for item in queue._items]
         assert len(items) == fn.CHUNK
