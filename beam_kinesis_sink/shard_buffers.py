@@ -232,14 +232,15 @@ class ShardBuffers:
     def nbytes(self) -> int:
         return self._bytes
 
+    def room(self) -> Tuple[float, float]:
+        """Records and bytes that can still be added before the buffers are
+        over a bound (:meth:`over_bound`: either below 0)."""
+        return self.max_records - self._records, self.max_bytes - self._bytes
+
     def over_bound(self) -> bool:
         """Whether the records held are over either bound."""
-        return self._records > self.max_records or self._bytes > self.max_bytes
-
-    def room(self) -> Tuple[float, float]:
-        """Records and bytes that can still be added before :meth:`over_bound`
-        (it is once either is below 0)."""
-        return self.max_records - self._records, self.max_bytes - self._bytes
+        records, nbytes = self.room()
+        return records < 0 or nbytes < 0
 
     def queue(self, key: QueueKey) -> ShardQueue:
         queue = self._queues.get(key)

@@ -173,7 +173,7 @@ class _WriteFn(_WriterDoFn):
         window, or ``finish_bundle``."""
         if len(windowed.windows) != 1:
             return ()
-        outcomes = self._writer.take_outcomes() if self._writer is not None else ()
+        outcomes = self._open().take_outcomes()
         return _emit(outcomes) if outcomes else ()
 
     def _context_of(self, windowed: Any) -> Tuple[WindowedValue, Optional[int]]:
@@ -199,7 +199,7 @@ class _WriteFn(_WriterDoFn):
         """Convert the kept elements, then hand their records (or their
         rejections) to the engine, each with its element's windowed value as
         its context."""
-        writer = self._writer or self._open()
+        writer = self._open()
         pending, self._pending = self._pending, []
         settings = self.settings
         context_of = self._context_of
