@@ -95,12 +95,10 @@ test-pipelines: install
 test-main: install
 	$(PY) -m pytest tests --ignore=tests/flink $(PYTEST_ARGS)
 
-# the plain boto3 PutRecords path (request_codec="boto3") on the main integration
-# files; `$(PY) -m pytest tests/integration --request-codec=boto3` runs them all
-CODEC_FILES := tests/integration/test_write_to_kinesis.py tests/integration/test_bad_input_catalogue.py \
-	tests/integration/test_aggregation_on_servers.py
+# the whole integration suite through the plain boto3 PutRecords path
+# (request_codec="boto3" for every writer that names no codec)
 test-boto3-codec: install
-	$(PY) -m pytest $(CODEC_FILES) --request-codec=boto3 $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration --request-codec=boto3 $(PYTEST_ARGS)
 
 # the lowest supported Beam: unit and DirectRunner integration tests on 2.62.0 (LOW_SELECT)
 test-low: install-low
@@ -115,7 +113,7 @@ test-flink: install-low flink-install $(WORKER_STAMP) $(BEAM_BOOT)
 # by side (each lane's output is shown when it ends):
 #   lane-main  the suite on apache-beam 2.77.0
 #   lane-rest  Flink on the matched pair, then unit + integration on 2.62.0,
-#              then the plain boto3 codec
+#              then the integration suite through the plain boto3 codec
 test:
 	$(MAKE) --no-print-directory -j3 --output-sync=target install install-low flink-install \
 		$(WORKER_STAMP) $(BEAM_BOOT)
@@ -129,7 +127,7 @@ lane-main: install
 lane-rest: install install-low flink-install $(WORKER_STAMP) $(BEAM_BOOT)
 	$(FLINK_ENV) $(PY_LOW) -m pytest tests/flink $(PYTEST_ARGS)
 	$(PY_LOW) -m pytest tests/unit tests/integration $(LOW_SELECT) $(PYTEST_ARGS)
-	$(PY) -m pytest $(CODEC_FILES) --request-codec=boto3 $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration --request-codec=boto3 $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m bench
