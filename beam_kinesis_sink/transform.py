@@ -15,6 +15,7 @@ bundles hold a handful of elements::
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
 
 import apache_beam as beam
@@ -46,6 +47,18 @@ from beam_kinesis_sink.write_fn import (
     _WriteFn,
 )
 from beam_kinesis_sink.writer import WriterOptions
+
+_LOG = logging.getLogger(__name__)
+
+#: what ``expand`` logs for ``batching="stateful"`` on Beam Python's DirectRunner
+STATEFUL_ON_DIRECT_RUNNER = (
+    'WriteToKinesis(batching="stateful") on the Python DirectRunner meets two Beam bugs around '
+    "GroupIntoBatches: a GroupByKey after the sink (assert_that, Count, CombinePerKey) can fail with a "
+    "bare AssertionError (apache/beam#28716), and in streaming a windowed aggregation after it misses "
+    'the outcomes of batches released at the end of a window (apache/beam#21071). batching="stateful" '
+    'is for streaming runners with tiny bundles, such as Flink; on the DirectRunner use batching="bundle" '
+    "(the default)."
+)
 
 
 def _stream_setting(stream: Any) -> Union[str, StreamChoice]:
@@ -141,7 +154,9 @@ class WriteToKinesis(beam.PTransform):
         (default 600). What is left after it is dead-lettered: with
         ``DeadlineExceeded``, or with its own last error if it was failing.
       batching: ``"bundle"`` (default) or ``"stateful"`` (cross-bundle, via
-        ``GroupIntoBatches`` keyed by shard).
+        ``GroupIntoBatches`` keyed by shard, for streaming runners with tiny
+        bundles; on Beam Python's DirectRunner it meets Beam bugs, and the
+        sink logs a warning: see ``STATEFUL_ON_DIRECT_RUNNER``).
       max_buffering_seconds: in stateful mode, the longest a record waits
         for its batch to fill (default 1.0).
       ordered: ``True`` keeps the input order of the records of each
@@ -286,6 +301,8 @@ class WriteToKinesis(beam.PTransform):
             )
             written, dead = outputs[WRITTEN], outputs[DEAD_LETTERS]
         else:
+            if type(pcoll.pipeline.runner).__module__.startswith("apache_beam.runners.direct."):
+                _LOG.warning(STATEFUL_ON_DIRECT_RUNNER)
             keyed = pcoll | "AssignShard" >> beam.ParDo(_AssignShardFn(self._settings)).with_outputs(
                 DEAD_LETTERS, main="keyed"
             )
