@@ -38,6 +38,7 @@ from apache_beam.pvalue import TaggedOutput
 from beam_kinesis_sink import DeadLetter, ErrorCode, KinesisRecord
 from beam_kinesis_sink.avro_single_object import header
 from beam_kinesis_sink.client import ClientConfig
+from beam_kinesis_sink.limits import check_partition_key, normalize_explicit_hash_key
 from beam_kinesis_sink.messages import describe, preview
 
 from . import common, launch, progress, sources
@@ -167,7 +168,26 @@ class ReadAndConvertFn(progress.CountingFn):
                 ehk_name = self.settings.explicit_hash_key or ""
                 yield self._key_letter(event, data, "explicit hash key", ehk_name, exc, key)
                 return
-        yield KinesisRecord(data, key, explicit_hash_key)
+        refused = self._refused_key(event, data, key, explicit_hash_key)
+        yield KinesisRecord(data, key, explicit_hash_key) if refused is None else refused
+
+    def _refused_key(self, event: sources.Record, data: bytes, key: str,
+                     explicit_hash_key: Optional[str]) -> Optional[TaggedOutput]:
+        """The dead letter of a record whose keys the sink would refuse (the
+        sink's own checks), with the record's file and line; None if they
+        are valid. A key that is not valid Unicode (a JSON ``"\\ud800"``
+        escape) must not go on: Beam's coders write a str as UTF-8, and it
+        has none, so it would fail the pipeline before the sink saw it."""
+        problem = check_partition_key(key)
+        what, name, valid_key = "partition key", self.settings.partition_key, None
+        if problem is None and explicit_hash_key is not None:
+            problem = normalize_explicit_hash_key(explicit_hash_key)[1]
+            what, name, valid_key = "explicit hash key", self.settings.explicit_hash_key or "", key
+        if problem is None:
+            return None
+        code, message = problem
+        return self._letter(code, f"{event.origin}: {message} (the {what} {name!r})", data, event.origin,
+                            valid_key)
 
     def _key_letter(
         self, event: sources.Record, data: bytes, what: str, name: str, exc: Exception,

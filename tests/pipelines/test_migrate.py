@@ -260,6 +260,10 @@ def test_jsonl_with_broken_lines_and_missing_keys(
         if i % 100 == 99:
             lines_a.append(json.dumps({"id": -i}).encode())
             expected_dead[f"{path_a}:{len(lines_a)}"] = ErrorCode.MISSING_PARTITION_KEY
+        if i % 70 == 11:  # keys the sink refuses; the first is no valid Unicode (no UTF-8 for Beam's coders)
+            for bad_key in ("\ud800", "", "k" * 257):
+                lines_a.append(json.dumps({"id": -i, "customer": {"id": bad_key}}).encode())
+                expected_dead[f"{path_a}:{len(lines_a)}"] = ErrorCode.INVALID_PARTITION_KEY
     path_a.write_bytes(b"\n".join(lines_a) + b"\n")
     b_lines = [json.dumps({"id": 1000 + i, "customer": {"id": f"c{i}"}}).encode() for i in range(20)]
     good += [json.loads(line) for line in b_lines]
@@ -287,6 +291,11 @@ def test_jsonl_with_broken_lines_and_missing_keys(
         assert dl.stream == stream and dl.attempts == 0 and dl.data
     malformed = [dl for dl in letters if dl.error_code == ErrorCode.MALFORMED_INPUT]
     assert all("not valid JSON" in dl.error_message for dl in malformed)
+    refused = [dl.error_message for dl in letters if dl.error_code == ErrorCode.INVALID_PARTITION_KEY]
+    assert len(refused) == 3 * sum(1 for i in range(JSONL_GOOD) if i % 70 == 11) > 0
+    assert all(m.endswith("(the partition key 'customer.id')") for m in refused)
+    assert {("lone surrogate (U+D800)" in m, "is empty" in m, "257 UTF-16 code units" in m)
+            for m in refused} == {(True, False, False), (False, True, False), (False, False, True)}
 
     records = stream_records(kinesalite, stream)
     assert sorted((json.loads(r["data"]) for r in records), key=lambda r: r["id"]) == sorted(

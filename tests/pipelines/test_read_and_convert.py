@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from beam_kinesis_sink import ErrorCode, KinesisRecord
+from beam_kinesis_sink import DeadLetter, ErrorCode, KinesisRecord
+from beam_kinesis_sink.limits import check_partition_key, normalize_explicit_hash_key
 from pipelines import migrate, sources
+
+RECORD_CODER = beam.coders.registry.get_coder(KinesisRecord)
+LETTER_CODER = beam.coders.registry.get_coder(DeadLetter)
 
 
 def convert(value: Any, explicit_hash_key: Optional[str] = "route.ehk") -> Any:
@@ -60,3 +67,27 @@ def test_a_record_that_cannot_be_serialised() -> None:
     assert letter.error_code == ErrorCode.SERIALIZATION_ERROR and letter.data is None
     assert letter.error_message.startswith("in.jsonl:7: cannot serialise the record: TypeError: ")
     assert letter.element_preview.startswith("in.jsonl:7: {'user': {'id': 'u1'}, 'bad': <object object at")
+
+
+#: any text, lone surrogates included (a JSON "\ud800" escape reads as one)
+ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=300)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.one_of(ANY_TEXT, st.integers(), st.floats(), st.booleans()),
+       ehk=st.one_of(st.none(), ANY_TEXT, st.integers(min_value=-1, max_value=2**129)))
+def test_every_record_out_can_cross_to_the_sink_and_every_refusal_is_a_letter(key: Any, ehk: Any) -> None:
+    """Whatever the keys, the output is a record Beam's coder can carry and
+    the sink accepts as it is, or a dead letter Beam's coder can carry,
+    naming the line: never an exception (in the pipeline: a failed run)."""
+    out = convert({"user": {"id": key}, "route": {"ehk": ehk}})
+    if isinstance(out, KinesisRecord):
+        RECORD_CODER.encode(out)  # a str with no UTF-8 encoding would raise here
+        assert check_partition_key(out.partition_key) is None
+        assert normalize_explicit_hash_key(out.explicit_hash_key)[1] is None
+        return
+    letter = dead_letter(out)
+    LETTER_CODER.encode(letter)
+    assert letter.error_code in (ErrorCode.INVALID_PARTITION_KEY, ErrorCode.INVALID_EXPLICIT_HASH_KEY)
+    assert letter.error_message.startswith("in.jsonl:7: ") and letter.element_preview == "in.jsonl:7"
+    assert letter.data
