@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Seque
 
 from beam_kinesis_sink._version import __version__
 from beam_kinesis_sink.client import ClientConfig, stream_arguments, stream_name_of
+from beam_kinesis_sink.limits import lone_surrogate
 
 #: nothing was dead-lettered
 EXIT_OK = 0
@@ -267,7 +268,20 @@ def expand_inputs(patterns: Sequence[str], dir_glob: str = "*") -> list[str]:
             if path not in seen:
                 seen.add(path)
                 files.append(path)
+    unnamable = [path for path in files if lone_surrogate(path)]
+    if unnamable:
+        raise UsageError(
+            f"{len(unnamable):,} file name(s) are not valid UTF-8, which Beam cannot carry (its coders "
+            f"write names as UTF-8): {', '.join(_shown(path) for path in unnamable[:5])}"
+            f"{' ...' if len(unnamable) > 5 else ''}. Rename them (e.g. with convmv), then run again; "
+            "nothing was read or written")
     return files
+
+
+def _shown(path: str) -> str:
+    """A file name that is not valid UTF-8 (decoded with surrogateescape, as
+    Python does for names on a POSIX disk), with its bad bytes as ``\\xff``."""
+    return "'" + os.fsencode(path).decode("utf-8", "backslashreplace") + "'"
 
 
 def utc_stamp(now: Optional[datetime.datetime] = None) -> str:

@@ -8,6 +8,7 @@ import decimal
 import gzip
 import io
 import json
+import os
 import random
 import re
 import time
@@ -368,7 +369,13 @@ def test_usage_errors_exit_2(
             monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     jsonl = ["--input", str(tmp_path / "x.jsonl")]
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "fine.jsonl").write_text('{"k": "v"}\n')
+    (odd / os.fsdecode(b"bad\xffname.jsonl")).write_text('{"k": "v"}\n')  # no UTF-8 for this name
     cases = {
+        "are not valid UTF-8, which Beam cannot carry": ["--input", str(odd), "--format", "jsonl"],
+        "/odd/bad\\xffname.jsonl'. Rename them": ["--input", str(odd), "--format", "jsonl"],
         "--serialize avro needs --format avro": [*jsonl, "--format", "jsonl", "--serialize", "avro"],
         "unrecognized arguments: --partiton-key": [*jsonl, "--format", "jsonl", "--partiton-key", "k"],
         "the following arguments are required: --format": jsonl,
