@@ -318,7 +318,9 @@ def dead_letter_listing(
         dead = count_dead_letters(files)
         lines.append(f"  (this runner reported no metrics; {dead:,} dead letters counted in the files)")
     lines.append(f"  {title} ({directory}):")
-    lines += [f"    {f}" for f in files] or ["    (none)"]
+    # Beam's file sink writes a file even when it has nothing to write: say so.
+    empty = "  (empty: no dead letters this run)" if dead == 0 else ""
+    lines += [f"    {f}{empty}" for f in files] or ["    (none)"]
     return lines, dead
 
 

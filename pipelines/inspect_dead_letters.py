@@ -113,6 +113,9 @@ class Report:
     last_failure: Optional[int] = None
     max_attempts: int = 0
     filtered_out: int = 0
+    #: the error codes of the letters ``--error-code`` left out (so a code
+    #: that matches nothing, a typo say, can be told from "none of those")
+    codes_left_out: Counter = field(default_factory=Counter)
     samples: dict[str, list[DeadLetter]] = field(default_factory=dict)
     files_read: list[str] = field(default_factory=list)
     #: (file, reason) for each file that could not be read, or only in part
@@ -170,6 +173,7 @@ def to_json(report: Report, filters: dict[str, Any]) -> dict[str, Any]:
         "max_attempts": report.max_attempts,
         "filters": filters,
         "filtered_out": report.filtered_out,
+        "codes_left_out": _ordered(report.codes_left_out),
         "files_read": report.files_read,
         "file_errors": [{"file": f, "error": e} for f, e in report.file_errors],
         "samples": {
@@ -194,6 +198,11 @@ def to_text(report: Report, filters: dict[str, Any]) -> str:
     if active:
         described = "; ".join(f"{k} {v}" for k, v in active.items())
         lines.append(f"filters: {described} ({report.filtered_out:,} left out)")
+    unmatched = [code for code in filters.get("error_code") or () if not report.by_error_code.get(code)]
+    if unmatched:
+        present = ", ".join(f"{code} ({n:,})" for code, n in _ordered(report.codes_left_out).items())
+        lines.append(f"no dead letter has error code {', '.join(unmatched)}"
+                     + (f"; the codes left out: {present}" if present else ""))
     lines.append("")
     lines += _table("by error code", _ordered(report.by_error_code))
     lines += _table("by stream", _ordered(report.by_stream))
@@ -244,6 +253,7 @@ def inspect_files(
         for letter in reading:
             if error_codes and letter.error_code not in error_codes:
                 report.filtered_out += 1
+                report.codes_left_out[letter.error_code] += 1
             elif since_micros is not None and letter.failed_at_micros < since_micros:
                 report.filtered_out += 1
             else:

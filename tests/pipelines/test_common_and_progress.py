@@ -77,6 +77,19 @@ def test_expand_inputs(tmp_path: Path) -> None:
         common.expand_inputs([str(tmp_path / "z*.avro")])
 
 
+def test_the_listing_says_when_a_dead_letter_file_is_empty(tmp_path: Path) -> None:
+    from beam_kinesis_sink.dead_letter_io import FILE_PREFIX, FILE_SUFFIX
+
+    path = tmp_path / f"{FILE_PREFIX}00000-of-00001{FILE_SUFFIX}"
+    path.write_bytes(b"")
+    lines, dead = common.dead_letter_listing(str(tmp_path), {"dead": 0}, 0)
+    assert dead == 0 and lines[-1] == f"    {path}  (empty: no dead letters this run)"
+    lines, dead = common.dead_letter_listing(str(tmp_path), {"dead": 4}, 4)
+    assert dead == 4 and lines[-1] == f"    {path}"
+    lines, _ = common.dead_letter_listing(str(tmp_path / "none"), {"dead": 0}, 0)
+    assert lines[-1] == "    (none)"
+
+
 def test_default_dead_letter_dir() -> None:
     path = common.default_dead_letter_dir("arn:aws:kinesis:us-east-1:123:stream/orders")
     assert re.fullmatch(r"\./dead-letters/orders-\d{8}T\d{6}Z/", path)

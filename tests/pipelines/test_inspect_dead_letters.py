@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -148,6 +149,17 @@ def test_filters(cli: Callable[..., Run], dead_letter_set: tuple[Path, list[Dead
               and dl.failed_at_micros >= since]
     assert report["total"] == len(chosen) > 0
     assert report["filtered_out"] == len(letters) - len(chosen)
+    wanted = ("MalformedInput", "UnknownError", "InternalFailure")
+    left_out = Counter(dl.error_code for dl in letters if dl.error_code not in wanted)
+    assert report["codes_left_out"] == dict(left_out) and left_out
+
+    # A code no letter has (a typo) is named, with the codes there are.
+    run = cli("inspect_dead_letters", str(directory), "--error-code", "MalformedInptu,InternalFailure")
+    assert run.returncode == 0, run
+    hint = next(line for line in run.stdout.splitlines() if line.startswith("no dead letter has"))
+    assert hint.startswith("no dead letter has error code MalformedInptu; the codes left out: ")
+    assert f"MalformedInput ({sum(dl.error_code == 'MalformedInput' for dl in letters):,})" in hint
+    assert "InternalFailure (" not in hint  # it was selected, and found
 
 
 @pytest.mark.integration
