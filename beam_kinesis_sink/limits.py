@@ -14,6 +14,8 @@ MAX_RECORD_KIB = 10 * 1024
 #: the request limit of a stream whose record limit was not raised, and of one that was
 DEFAULT_REQUEST_BYTES = 5 * MiB
 RAISED_REQUEST_BYTES = 10 * MiB
+#: the most records one PutRecords request may carry
+MAX_RECORDS_PER_REQUEST = 500
 MAX_HASH_KEY = 2**128 - 1
 #: digits of MAX_HASH_KEY: a decimal key with more significant digits is out of range
 MAX_HASH_KEY_DIGITS = len(str(MAX_HASH_KEY))
@@ -35,13 +37,16 @@ class Limits:
     the service does.
     """
 
-    max_records_per_request: int = 500
+    max_records_per_request: int = MAX_RECORDS_PER_REQUEST
     max_request_bytes: int = 5 * MiB
     max_record_bytes: int = 1 * MiB
 
     def __post_init__(self) -> None:
         if self.max_records_per_request < 1:
             raise ValueError(f"max_records_per_request must be >= 1, got {self.max_records_per_request}")
+        if self.max_records_per_request > MAX_RECORDS_PER_REQUEST:
+            raise ValueError(f"max_records_per_request ({self.max_records_per_request}) is above the "
+                             f"PutRecords limit ({MAX_RECORDS_PER_REQUEST} records)")
         if self.max_record_bytes < 1:
             raise ValueError(f"max_record_bytes must be >= 1, got {self.max_record_bytes}")
         if self.max_record_bytes > MAX_RECORD_KIB * 1024:

@@ -31,10 +31,14 @@ class RetryPolicy:
     max_delay: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be >= 1")
-        if self.base_delay < 0 or self.max_delay < 0:
-            raise ValueError("delays must be >= 0")
+        attempts = self.max_attempts
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ValueError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
+        if not self.max_elapsed_seconds > 0:  # NaN too
+            raise ValueError(f"max_retry_seconds (each record's time budget) must be > 0, "
+                             f"got {self.max_elapsed_seconds!r}")
+        if not (self.base_delay >= 0 and self.max_delay >= 0):
+            raise ValueError(f"backoff delays must be >= 0, got {self.base_delay!r} and {self.max_delay!r}")
 
     def may_retry(self, attempts: int, elapsed: float) -> bool:
         return attempts < self.max_attempts and elapsed < self.max_elapsed_seconds

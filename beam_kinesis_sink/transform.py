@@ -214,6 +214,13 @@ class WriteToKinesis(beam.PTransform):
             raise ValueError(f"batching must be 'bundle' or 'stateful', got {batching!r}")
         if request_codec is not None and request_codec not in CODECS:
             raise ValueError(f"request_codec must be one of {CODECS}, got {request_codec!r}")
+        if serializer is not None and not callable(serializer):
+            raise TypeError(f"serializer must be a function element -> bytes (or None), got "
+                            f"{type(serializer).__name__}")
+        for name, seconds in (("flush_timeout_seconds", flush_timeout_seconds),
+                              ("max_buffering_seconds", max_buffering_seconds)):
+            if not 0 < seconds < float("inf"):  # NaN too
+                raise ValueError(f"{name} must be a number of seconds > 0, got {seconds!r}")
         if ordered and batching != "bundle":
             raise ValueError("ordered=True needs batching='bundle': GroupIntoBatches does not keep the "
                              "order of its input")

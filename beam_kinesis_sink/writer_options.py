@@ -49,3 +49,9 @@ class WriterOptions:
             raise ValueError("max_in_flight must be >= 1")
         if self.max_buffered_records < self.limits.max_records_per_request:
             raise ValueError("max_buffered_records must hold at least one full request")
+        if self.max_buffered_bytes < self.limits.max_request_bytes:
+            raise ValueError(f"max_buffered_bytes ({self.max_buffered_bytes}) must hold at least one full "
+                             f"request ({self.limits.max_request_bytes} bytes)")
+        if self.max_records_per_second is not None and not self.max_records_per_second > 0:
+            raise ValueError(f"max_records_per_second must be > 0 (or None: no cap), "
+                             f"got {self.max_records_per_second!r}")

@@ -52,6 +52,32 @@ def test_bad_options_fail_at_construction(kwargs):
         WriteToKinesis("s", **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"max_records_per_request": 501}, ValueError, r"above the PutRecords limit \(500 records\)"),
+        ({"max_retry_seconds": 0}, ValueError, "max_retry_seconds .* must be > 0"),
+        ({"max_retry_seconds": float("nan")}, ValueError, "max_retry_seconds .* must be > 0"),
+        ({"max_attempts": 1.5}, ValueError, "max_attempts must be an int >= 1"),
+        ({"max_attempts": True}, ValueError, "max_attempts must be an int >= 1"),
+        ({"base_backoff_seconds": float("nan")}, ValueError, "backoff delays must be >= 0"),
+        ({"max_records_per_second": 0}, ValueError, "max_records_per_second must be > 0"),
+        ({"max_buffered_bytes": 1024}, ValueError, "max_buffered_bytes .* at least one full request"),
+        ({"flush_timeout_seconds": -1}, ValueError, "flush_timeout_seconds must be a number of seconds > 0"),
+        ({"flush_timeout_seconds": float("inf")}, ValueError, "flush_timeout_seconds must be"),
+        ({"max_buffering_seconds": 0}, ValueError, "max_buffering_seconds must be a number of seconds > 0"),
+        ({"serializer": "json"}, TypeError, "serializer must be a function element -> bytes"),
+    ],
+)
+def test_options_that_would_fail_every_record_are_refused_at_construction(kwargs, error, message):
+    # Each was taken before, and met at run time with nothing naming the
+    # option: dead letters (no time budget, no flush time, a str for a
+    # serializer), nothing sent (a rate cap of 0), requests the service
+    # refuses (501 records), one record per call (a buffer under a request).
+    with pytest.raises(error, match=message):
+        WriteToKinesis("s", partition_key=lambda e: "k", **kwargs)
+
+
 def test_a_record_limit_above_the_request_limit_is_refused_with_a_clear_message():
     with pytest.raises(ValueError, match=r"max_request_bytes \(5242880\) must be >= max_record_bytes"):
         WriteToKinesis("s", max_record_bytes=6 * 1024 * 1024, max_request_bytes=5 * 1024 * 1024)
