@@ -107,7 +107,9 @@ def normalize_partition_key(key: object) -> Tuple[Optional[str], Optional[Proble
     if not isinstance(key, str):
         return None, (
             ErrorCode.INVALID_PARTITION_KEY,
-            f"partition key must be a str, got {type(key).__name__}",
+            f"partition key must be a str, got {type(key).__name__}: make it one where it is made "
+            f"(for a number, partition_key=lambda e: str(e[...]), or str() in the KinesisRecord); "
+            "the sink does not guess a text form (42, 42.0 and '42' would hash to different shards)",
         )
     if type(key) is not str:
         try:

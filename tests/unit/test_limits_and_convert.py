@@ -351,3 +351,11 @@ def test_explicit_hash_key_message_stays_short(value):
     assert problem[0] == ErrorCode.INVALID_EXPLICIT_HASH_KEY
     assert len(problem[1]) < 160
     problem[1].encode("utf-8")
+
+
+@pytest.mark.parametrize("key", [42, 4.2, True, b"42", ("a",)])
+def test_a_key_that_is_not_a_str_says_how_to_make_it_one(key):
+    result = Converter(partition_key=FieldGetter("id"), serializer=lambda e: b"d").convert({"id": key})
+    assert isinstance(result, Rejection) and result.error_code == ErrorCode.INVALID_PARTITION_KEY
+    assert result.error_message.startswith(f"partition key must be a str, got {type(key).__name__}: ")
+    assert "partition_key=lambda e: str(e[...])" in result.error_message
