@@ -8,6 +8,7 @@ does, here.
 
 from __future__ import annotations
 
+import numbers
 import random
 from dataclasses import dataclass, field
 from typing import Callable, List, NamedTuple, Sequence, Tuple
@@ -32,7 +33,7 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         attempts = self.max_attempts
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        if isinstance(attempts, bool) or not isinstance(attempts, numbers.Integral) or attempts < 1:
             raise ValueError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
         if not self.max_elapsed_seconds > 0:  # NaN too
             raise ValueError(f"max_retry_seconds (each record's time budget) must be > 0, "

@@ -201,8 +201,8 @@ def to_text(report: Report, filters: dict[str, Any]) -> str:
     unmatched = [code for code in filters.get("error_code") or () if not report.by_error_code.get(code)]
     if unmatched:
         present = ", ".join(f"{code} ({n:,})" for code, n in _ordered(report.codes_left_out).items())
-        lines.append(f"no dead letter has error code {', '.join(unmatched)}"
-                     + (f"; the codes left out: {present}" if present else ""))
+        lines.append(f"no selected dead letter has error code {', '.join(unmatched)}"
+                     + (f"; the codes --error-code left out: {present}" if present else ""))
     lines.append("")
     lines += _table("by error code", _ordered(report.by_error_code))
     lines += _table("by stream", _ordered(report.by_stream))

@@ -156,8 +156,9 @@ def test_filters(cli: Callable[..., Run], dead_letter_set: tuple[Path, list[Dead
     # A code no letter has (a typo) is named, with the codes there are.
     run = cli("inspect_dead_letters", str(directory), "--error-code", "MalformedInptu,InternalFailure")
     assert run.returncode == 0, run
-    hint = next(line for line in run.stdout.splitlines() if line.startswith("no dead letter has"))
-    assert hint.startswith("no dead letter has error code MalformedInptu; the codes left out: ")
+    hint = next(line for line in run.stdout.splitlines() if line.startswith("no selected dead letter has"))
+    assert hint.startswith("no selected dead letter has error code MalformedInptu; "
+                           "the codes --error-code left out: ")
     assert f"MalformedInput ({sum(dl.error_code == 'MalformedInput' for dl in letters):,})" in hint
     assert "InternalFailure (" not in hint  # it was selected, and found
 
