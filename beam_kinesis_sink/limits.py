@@ -38,7 +38,7 @@ class Limits:
     """
 
     max_records_per_request: int = MAX_RECORDS_PER_REQUEST
-    max_request_bytes: int = 5 * MiB
+    max_request_bytes: int = DEFAULT_REQUEST_BYTES
     max_record_bytes: int = 1 * MiB
 
     def __post_init__(self) -> None:

@@ -34,7 +34,7 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         attempts = self.max_attempts
         if isinstance(attempts, bool) or not isinstance(attempts, numbers.Integral) or attempts < 1:
-            raise ValueError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
+            raise ValueError(f"max_attempts must be an int >= 1, got {attempts!r}")
         if not self.max_elapsed_seconds > 0:  # NaN too
             raise ValueError(f"max_retry_seconds (each record's time budget) must be > 0, "
                              f"got {self.max_elapsed_seconds!r}")

@@ -28,6 +28,7 @@ from beam_kinesis_sink.convert import Converter, KeyFn, as_function
 from beam_kinesis_sink.limits import (
     DEFAULT_REQUEST_BYTES,
     MAX_RECORD_KIB,
+    MAX_RECORDS_PER_REQUEST,
     RAISED_REQUEST_BYTES,
     Limits,
     MiB,
@@ -184,7 +185,7 @@ class WriteToKinesis(beam.PTransform):
         serializer: Optional[Callable[[Any], bytes]] = None,
         explicit_hash_key: KeyFn = None,
         client_config: Optional[ClientConfig] = None,
-        max_records_per_request: int = 500,
+        max_records_per_request: int = MAX_RECORDS_PER_REQUEST,
         max_request_bytes: Optional[int] = None,
         max_record_bytes: Union[int, str] = "auto",
         max_attempts: int = 20,
