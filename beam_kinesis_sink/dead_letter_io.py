@@ -18,12 +18,16 @@ A future incompatible change gets a new namespace (``...v2``) and
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import apache_beam as beam
 from apache_beam.io.avroio import ReadAllFromAvro, ReadFromAvro, WriteToAvro
 
+from beam_kinesis_sink.dead_letter_bundle_files import WriteBundleFilesFn
 from beam_kinesis_sink.records import DeadLetter
+
+_LOG = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SCHEMA_NAMESPACE = "beam_kinesis_sink.dead_letter.v1"
@@ -32,6 +36,11 @@ SCHEMA_FULLNAME = f"{SCHEMA_NAMESPACE}.{SCHEMA_NAME}"
 #: the default file name prefix inside a dead-letter directory
 FILE_PREFIX = "dead-letters"
 FILE_SUFFIX = ".avro"
+#: logged when ``num_shards`` is given for unbounded input, where each bundle writes its own files
+UNBOUNDED_NUM_SHARDS = (
+    "WriteDeadLetters: num_shards=%s does not apply to unbounded input: each bundle writes the "
+    "dead letters of each window to a file of its own"
+)
 
 
 def _optional(avro_type: Any) -> list:
@@ -217,6 +226,16 @@ class WriteDeadLetters(beam.PTransform):
 
     Returns the PCollection of the file names written. As with every Beam
     file sink, a run without any dead letter writes one empty file.
+
+    Unbounded input (streaming) is written without Beam's file sink, whose
+    ``GroupByKey`` would never fire in the global window and would hold the
+    letters of a fixed window until the watermark passed its end: each
+    bundle writes the dead letters of each window it saw to a file of its
+    own, ``PREFIX-<UTC time>-<writer token>-<n>.avro``, renamed into place
+    when the bundle finishes (:mod:`beam_kinesis_sink.dead_letter_bundle_files`).
+    ``num_shards`` does not apply there, and a bundle without dead letters
+    writes no file. A bundle the runner retries after its rename writes its
+    letters again: at least once, never lost.
     """
 
     def __init__(
@@ -237,9 +256,15 @@ class WriteDeadLetters(beam.PTransform):
         self._suffix = file_name_suffix
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        records = pcoll | "ToAvro" >> beam.Map(to_avro).with_output_types(dict)
+        if not pcoll.is_bounded:
+            if self._num_shards:
+                _LOG.warning(UNBOUNDED_NUM_SHARDS, self._num_shards)
+            return records | "WriteBundleFiles" >> beam.ParDo(
+                WriteBundleFilesFn(self._prefix, DEAD_LETTER_SCHEMA, self._codec, self._suffix)
+            ).with_output_types(str)
         return (
-            pcoll
-            | "ToAvro" >> beam.Map(to_avro).with_output_types(dict)
+            records
             | "WriteAvro"
             >> WriteToAvro(
                 self._prefix,

@@ -109,3 +109,48 @@ def test_check_file(tmp_path: Path) -> None:
     assert "not a readable Avro file" in (check_file(str(text)) or "")
     with pytest.raises(NotADeadLetterError):
         list(read_file(str(other)))
+
+
+# ---------------------------------------------------------------- unbounded input: a file per bundle
+def _bundle_fn(prefix: str):
+    from beam_kinesis_sink.dead_letter_bundle_files import WriteBundleFilesFn
+
+    fn = WriteBundleFilesFn(prefix, DEAD_LETTER_SCHEMA, "deflate", ".avro")
+    fn.setup()
+    fn.start_bundle()
+    return fn
+
+
+def test_a_bundle_file_appears_whole_at_the_bundle_end_and_reads_back(tmp_path: Path) -> None:
+    from apache_beam.transforms.window import GlobalWindow, IntervalWindow
+    from apache_beam.utils.timestamp import Timestamp
+
+    fn = _bundle_fn(f"{tmp_path}/dead-letters")
+    windows = [GlobalWindow(), IntervalWindow(0, 60)]
+    for i in range(10):
+        fn.process(to_avro(letter(i)), window=windows[i % 2], timestamp=Timestamp(i))
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []  # not before the end
+    out = list(fn.finish_bundle())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(v.value).name for v in out)
+    expected = [([windows[0]], Timestamp(8)), ([windows[1]], Timestamp(9))]
+    assert [(v.windows, v.timestamp) for v in out] == expected
+    read = {v.value: [x.attempts for x in read_file(v.value)] for v in out}
+    assert list(read.values()) == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]
+    assert all(check_file(name) is None for name in read)
+
+
+def test_a_failed_bundle_leaves_no_file_and_no_partial_one(tmp_path: Path) -> None:
+    from apache_beam.transforms.window import GlobalWindow
+    from apache_beam.utils.timestamp import Timestamp
+
+    fn = _bundle_fn(f"{tmp_path}/dead-letters")
+    at = {"window": GlobalWindow(), "timestamp": Timestamp(1)}
+    fn.process(to_avro(letter(1)), **at)
+    assert [p.name.endswith(".partial") for p in tmp_path.iterdir()] == [True]  # being written
+    with pytest.raises(ValueError):
+        fn.process({"not": "a dead letter"}, **at)  # fastavro refuses it: the bundle fails
+    fn.start_bundle()  # the runner's retry, or teardown
+    assert list(tmp_path.iterdir()) == []
+    fn.process(to_avro(letter(2)), **at)
+    fn.teardown()
+    assert list(tmp_path.iterdir()) == []
