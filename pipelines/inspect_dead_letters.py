@@ -80,6 +80,24 @@ def hex_preview(data: bytes, limit: int = HEX_BYTES) -> str:
     return text + (" ..." if len(data) > limit else "")
 
 
+def shown(text: str) -> str:
+    """``text`` safe to print on a terminal: each character that is not
+    printable (newlines, ANSI escapes, bidi overrides, lone surrogates...)
+    escaped as Python would (``\\n``, ``\\x1b``, ``\\u202e``). A dead letter's
+    fields come from the data and the service, and must not steer the
+    on-call engineer's terminal or hide what follows them."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _field(value: Optional[str]) -> str:
+    """A field of a sample line: ``-`` when absent, ``''`` when empty, else :func:`shown`."""
+    if value is None:
+        return "-"
+    return shown(value) if value else "''"
+
+
 def describe_data(data: Optional[bytes]) -> tuple[str, str]:
     """``(kind, text)``: kind is ``none``, ``json``, ``text``, ``avro`` or ``hex``."""
     if data is None:
@@ -94,8 +112,7 @@ def describe_data(data: Optional[bytes]) -> tuple[str, str]:
     try:
         value = json.loads(text)
     except ValueError:
-        printable = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
-        return "text", clip(printable)
+        return "text", clip(shown(text))
     return "json", clip(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
 
 
@@ -188,6 +205,7 @@ def _table(title: str, counts: dict[str, int], extra: Optional[tuple[str, int]] 
         rows.append(extra)
     if not rows:
         return [title, "  (none)"]
+    rows = [(shown(k), v) for k, v in rows]
     width = max(len(k) for k, _ in rows)
     return [title] + [f"  {k:<{width}}  {v:>10,}" for k, v in rows]
 
@@ -214,17 +232,17 @@ def to_text(report: Report, filters: dict[str, Any]) -> str:
         lines.append("")
         lines.append(f"samples (up to {report.samples_per_code} per error code)")
         for code in sorted(report.samples):
-            lines.append(f"  {code} ({report.by_error_code[code]:,})")
+            lines.append(f"  {shown(code)} ({report.by_error_code[code]:,})")
             for letter in report.samples[code]:
                 s = sample_dict(letter)
-                key = s["partition_key"] if s["partition_key"] is not None else "-"
                 lines.append(
-                    f"    - failed {s['failed_at']}  stream {s['stream']}  key {key}"
-                    f"  shard {s['shard_id'] or '-'}  attempts {s['attempts']}"
+                    f"    - failed {s['failed_at']}  stream {_field(s['stream'])}"
+                    f"  key {_field(s['partition_key'])}  shard {_field(s['shard_id'])}"
+                    f"  attempts {s['attempts']}"
                 )
-                lines.append(f"      message: {clip(s['error_message'], EXCEPTION_CHARS)}")
+                lines.append(f"      message: {clip(shown(s['error_message']), EXCEPTION_CHARS)}")
                 if s["element_preview"]:
-                    lines.append(f"      from:    {clip(s['element_preview'])}")
+                    lines.append(f"      from:    {clip(shown(s['element_preview']))}")
                 if letter.data is None:
                     lines.append("      data:    (none)")
                 else:
@@ -233,7 +251,7 @@ def to_text(report: Report, filters: dict[str, Any]) -> str:
         lines.append("")
         lines.append(f"files that could not be read ({len(report.file_errors)})")
         for path, reason in report.file_errors:
-            lines.append(f"  {path}: {reason}")
+            lines.append(f"  {shown(path)}: {shown(reason)}")
     return "\n".join(lines)
 
 

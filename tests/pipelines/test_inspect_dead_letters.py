@@ -12,11 +12,13 @@ from typing import Callable
 import apache_beam as beam
 import fastavro
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from beam_kinesis_sink import DeadLetter, ErrorCode
 from beam_kinesis_sink.avro_single_object import SingleObjectEncoder, schema_fingerprint
 from beam_kinesis_sink.dead_letter_io import WriteDeadLetters
-from pipelines.inspect_dead_letters import describe_data, parse_since
+from pipelines.inspect_dead_letters import Report, describe_data, parse_since, shown, to_text
 from tests.pipelines.conftest import Run
 
 ALL_CODES = sorted(
@@ -77,9 +79,44 @@ def test_describe_data() -> None:
     assert describe_data(b'{"a": 1}') == ("json", '{"a":1}')
     assert describe_data("héllo".encode()) == ("text", "héllo")
     assert describe_data(b"a\nb") == ("text", "a\\nb")
+    assert describe_data("é\x1b[2J".encode()) == ("text", "é\\x1b[2J")  # only what cannot print
     assert describe_data(b"\xff\x00") == ("hex", "ff 00")
     kind, text = describe_data(SingleObjectEncoder(SMALL_SCHEMA).encode({"a": 1}))
     assert kind == "avro" and f"{schema_fingerprint(SMALL_SCHEMA):016x}" in text
+
+
+_TEXT = st.text(max_size=40)  # any code point: controls, ANSI escapes, bidi overrides, lone surrogates
+_OPTIONAL = st.none() | _TEXT
+
+
+@settings(max_examples=300, deadline=None)
+@given(stream=_TEXT, key=_OPTIONAL, shard=_OPTIONAL, code=_TEXT, message=_TEXT, preview=_OPTIONAL,
+       data=st.none() | st.binary(max_size=40) | _TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")),
+       path=_TEXT, reason=_TEXT)
+def test_a_text_report_prints_every_field_on_its_own_line_and_nothing_a_terminal_acts_on(
+    stream, key, shard, code, message, preview, data, path, reason
+) -> None:
+    # A dead letter's fields come from the data and the service: whatever they
+    # hold, the report keeps its lines and shows no character a terminal acts on.
+    report = Report(samples_per_code=1)
+    report.add(DeadLetter(stream=stream, data=data, partition_key=key, explicit_hash_key=None,
+                          error_code=code, error_message=message, attempts=1, shard_id=shard,
+                          failed_at_micros=T0, element_timestamp_micros=None, element_preview=preview))
+    report.files_read.append("dl.avro")
+    report.file_errors.append((path, reason))
+    lines = to_text(report, {}).split("\n")
+    assert all(line.isprintable() for line in lines), [line for line in lines if not line.isprintable()]
+    plain = Report(samples_per_code=1)
+    plain.add(DeadLetter(stream="s", data=None if data is None else b"x",
+                         partition_key=None if key is None else "k", explicit_hash_key=None,
+                         error_code="C", error_message="m", attempts=1,
+                         shard_id=None if shard is None else "shardId-0", failed_at_micros=T0,
+                         element_timestamp_micros=None, element_preview=None if not preview else "p"))
+    plain.files_read.append("dl.avro")
+    plain.file_errors.append(("f", "r"))
+    assert len(lines) == len(to_text(plain, {}).split("\n"))
+    if key is not None:
+        assert f"  key {shown(key) if key else chr(39) * 2}  " in to_text(report, {})
 
 
 def test_parse_since() -> None:
