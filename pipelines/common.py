@@ -338,12 +338,25 @@ def dead_letter_files(directory: str) -> list[str]:
 # Output
 
 
+def shown(text: str) -> str:
+    """``text`` safe to print on a terminal: each character that is not
+    printable (newlines, ANSI escapes, bidi overrides, lone surrogates...)
+    escaped as Python would (``\\n``, ``\\x1b``, ``\\u202e``). What the commands
+    print comes from data, files and the service, and must not steer the
+    reader's terminal or hide what follows it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def eprint(*parts: Any) -> None:
     """Print to stderr, with credentials (access-key ids, URL user-info) redacted:
-    these lines often carry exception texts that name endpoints."""
+    these lines often carry exception texts that name endpoints; and each line
+    :func:`shown` (file names, exception texts and schema names come from outside)."""
     from beam_kinesis_sink.messages import redact
 
-    print(redact(" ".join(str(p) for p in parts)), file=sys.stderr, flush=True)
+    text = redact(" ".join(str(p) for p in parts))
+    print("\n".join(shown(line) for line in text.split("\n")), file=sys.stderr, flush=True)
 
 
 LABEL_WIDTH = 28

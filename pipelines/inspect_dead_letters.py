@@ -37,6 +37,7 @@ from beam_kinesis_sink.messages import EXCEPTION_CHARS, clip
 from beam_kinesis_sink.sharding import UNKNOWN_SHARD
 
 from . import common
+from .common import shown
 from .dead_letter_files import FileReading
 
 #: bytes of data shown in a hex preview (three characters each)
@@ -78,17 +79,6 @@ def iso(micros: Optional[int]) -> Optional[str]:
 def hex_preview(data: bytes, limit: int = HEX_BYTES) -> str:
     text = data[:limit].hex(" ")
     return text + (" ..." if len(data) > limit else "")
-
-
-def shown(text: str) -> str:
-    """``text`` safe to print on a terminal: each character that is not
-    printable (newlines, ANSI escapes, bidi overrides, lone surrogates...)
-    escaped as Python would (``\\n``, ``\\x1b``, ``\\u202e``). A dead letter's
-    fields come from the data and the service, and must not steer the
-    on-call engineer's terminal or hide what follows them."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _field(value: Optional[str]) -> str:

@@ -237,3 +237,11 @@ def test_portable_jobs_are_read_from_their_job_service_or_once_at_the_end() -> N
     assert [counters.read()[progress.WRITTEN] for _ in range(3)] == [10, 20, 30]
     # Other runners' results are read as they are (Dataflow's caches only once the job ended).
     assert launch.JobCounters(_FakeResult()).live
+
+
+def test_eprint_keeps_its_lines_and_escapes_what_a_terminal_acts_on(capsys: pytest.CaptureFixture) -> None:
+    # e.g. a file name, or a schema name read from a file's header, in an error line
+    common.eprint("replay: 1 file(s) cannot be read:\n  dl/\x1b[2Jx.avro: its schema is a\rb\u202e", "é")
+    assert capsys.readouterr().err == (
+        "replay: 1 file(s) cannot be read:\n  dl/\\x1b[2Jx.avro: its schema is a\\rb\\u202e é\n"
+    )
