@@ -369,10 +369,19 @@ def row(label: str, value: int, note: str = "", level: int = 1) -> str:
     return f"{line}  {note}" if note else line
 
 
+def by_count(counts: Mapping[str, int]) -> dict[str, int]:
+    """``counts`` largest first, ties by name."""
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def counted(counts: Mapping[str, int]) -> str:
+    """``A (3), B (1)``: a breakdown on one line, largest first."""
+    return ", ".join(f"{k} ({v:,})" for k, v in by_count(counts).items())
+
+
 def count_lines(counts: Mapping[str, int], level: int = 2) -> list[str]:
     """``row`` lines for a breakdown (e.g. by error code), largest first."""
-    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [row(k, v, level=level) for k, v in ordered]
+    return [row(k, v, level=level) for k, v in by_count(counts).items()]
 
 
 def with_prefix(counts: Mapping[str, int], prefix: str) -> dict[str, int]:

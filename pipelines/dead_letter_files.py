@@ -12,6 +12,7 @@ dead letters of the files that cannot be read through in the pipeline with
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Sequence
 
@@ -74,6 +75,8 @@ class ReadThrough:
     broken: list[FileReading] = field(default_factory=list)
     #: the dead letters read, in every file
     letters: int = 0
+    #: how many of them have each error code
+    codes: Counter = field(default_factory=Counter)
 
     @property
     def readable_parts(self) -> list[tuple[str, int]]:
@@ -86,7 +89,9 @@ def read_through(files: Sequence[str]) -> ReadThrough:
     found = ReadThrough()
     for path in files:
         reading = FileReading(path)
-        found.letters += sum(1 for _ in reading)
+        for letter in reading:
+            found.letters += 1
+            found.codes[letter.error_code] += 1
         if reading.problem:
             found.broken.append(reading)
         else:

@@ -164,23 +164,19 @@ def sample_dict(letter: DeadLetter) -> dict[str, Any]:
     }
 
 
-def _ordered(counter: Counter) -> dict[str, int]:
-    return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
 def to_json(report: Report, filters: dict[str, Any]) -> dict[str, Any]:
     return {
         "total": report.total,
-        "by_error_code": _ordered(report.by_error_code),
-        "by_stream": _ordered(report.by_stream),
-        "by_shard": _ordered(report.by_shard),
+        "by_error_code": common.by_count(report.by_error_code),
+        "by_stream": common.by_count(report.by_stream),
+        "by_shard": common.by_count(report.by_shard),
         "shard_unknown": report.shard_unknown,
         "first_failure": iso(report.first_failure),
         "last_failure": iso(report.last_failure),
         "max_attempts": report.max_attempts,
         "filters": filters,
         "filtered_out": report.filtered_out,
-        "codes_left_out": _ordered(report.codes_left_out),
+        "codes_left_out": common.by_count(report.codes_left_out),
         "files_read": report.files_read,
         "file_errors": [{"file": f, "error": e} for f, e in report.file_errors],
         "samples": {
@@ -208,13 +204,13 @@ def to_text(report: Report, filters: dict[str, Any]) -> str:
         lines.append(f"filters: {described} ({report.filtered_out:,} left out)")
     unmatched = [code for code in filters.get("error_code") or () if not report.by_error_code.get(code)]
     if unmatched:
-        present = ", ".join(f"{code} ({n:,})" for code, n in _ordered(report.codes_left_out).items())
+        present = common.counted(report.codes_left_out)
         lines.append(f"no selected dead letter has error code {', '.join(unmatched)}"
                      + (f"; the codes --error-code left out: {present}" if present else ""))
     lines.append("")
-    lines += _table("by error code", _ordered(report.by_error_code))
-    lines += _table("by stream", _ordered(report.by_stream))
-    lines += _table("by shard", _ordered(report.by_shard), ("(shard unknown)", report.shard_unknown))
+    lines += _table("by error code", common.by_count(report.by_error_code))
+    lines += _table("by stream", common.by_count(report.by_stream))
+    lines += _table("by shard", common.by_count(report.by_shard), ("(shard unknown)", report.shard_unknown))
     lines.append(f"first failure  {iso(report.first_failure) or '-'}")
     lines.append(f"last failure   {iso(report.last_failure) or '-'}")
     lines.append(f"max attempts   {report.max_attempts}")

@@ -33,8 +33,9 @@ and stay in the source files.
 Exit codes: 0 every selected dead letter was written; 3 some were
 dead-lettered again or could not be replayed, or (with --replay-readable)
 some file could not be read through; 2 usage error, no file matches, no
-readable dead letter, or (by default) some file cannot be read through, and
-nothing was written; 1 the pipeline failed.
+readable dead letter, no dead letter with any of the ``--error-code`` codes,
+or (by default) some file cannot be read through, and nothing was written;
+1 the pipeline failed.
 """
 
 from __future__ import annotations
@@ -211,6 +212,7 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     codes = sorted({c.strip() for v in args.error_code or [] for c in v.split(",") if c.strip()})
     files = common.expand_inputs(args.paths, dir_glob="*.avro")
     found = _read_through(files, args.paths, args.replay_readable)
+    _check_codes(codes, found)
     config = common.client_config(args)
     _warn_if_missing(config, args.stream)
     dead_letter_dir = common.as_dir(
@@ -260,6 +262,21 @@ def _read_through(
             f"{dead_letter_files.dead_letters(found.letters)} that can be read and skip the rest"
         )
     return found
+
+
+def _check_codes(codes: Sequence[str], found: dead_letter_files.ReadThrough) -> None:
+    """A ``--error-code`` that no dead letter has (a typo, say) is named, with
+    the codes the files do hold: a UsageError when none of the codes given has
+    any, so that replaying nothing is not taken for replaying everything."""
+    missing = [code for code in codes if not found.codes.get(code)]
+    if not missing:
+        return
+    held = common.counted(found.codes) or "none (no dead letters)"
+    what = (f"no dead letter in the {len(found.whole) + len(found.broken):,} file(s) has error code "
+            f"{', '.join(missing)}; the codes they hold: {held}")
+    if len(missing) == len(codes):
+        raise common.UsageError(f"{what}. Nothing was written")
+    common.eprint(f"replay: warning: {what}")
 
 
 def _summary(finished: launch.Finished, dead_letter_dir: str, unread_files: int) -> int:

@@ -143,6 +143,36 @@ def test_replay_writes_what_it_can_and_carries_attempts(
     assert new_letters(tmp_path / "third") == []
 
 
+def test_an_error_code_no_dead_letter_has_is_named_and_replays_nothing(
+    kinesalite: LocalKinesis, dead_letter_set: tuple[Path, list[DeadLetter], str], tmp_path: Path,
+) -> None:
+    # A typo in --error-code selected nothing, and the replay exited 0 as if it had written everything.
+    source, letters, target = dead_letter_set
+    endpoint = ["--endpoint-url", kinesalite.endpoint_url, "--region", "us-east-1", "--no-rate-limit"]
+    typo, partly = run_many(
+        [
+            ("replay_dead_letters", [str(source), "--stream", target, *endpoint, "--error-code", "Throtled",
+                                     "--dead-letter-dir", str(tmp_path / "typo")]),
+            ("replay_dead_letters", [str(source), "--stream", target, *endpoint,
+                                     "--error-code", f"{ErrorCode.THROTTLED},Throtled",
+                                     "--dead-letter-dir", str(tmp_path / "partly")]),
+        ],
+        cwd=tmp_path,
+    )
+    held = (f"the codes they hold: {ErrorCode.INTERNAL_FAILURE} (40), {ErrorCode.THROTTLED} (10), "
+            f"{ErrorCode.INVALID_ARGUMENT} (5), {ErrorCode.MISSING_PARTITION_KEY} (4), "
+            f"{ErrorCode.SERIALIZATION_ERROR} (3)")
+    assert typo.returncode == 2, typo
+    assert re.search(r"no dead letter in the \d+ file\(s\) has error code Throtled; ", typo.stderr), typo
+    assert held in typo.stderr
+    assert "Nothing was written" in typo.stderr and not (tmp_path / "typo").exists()
+    assert partly.returncode == 0, partly
+    assert re.search(r"warning: no dead letter in the \d+ file\(s\) has error code Throtled", partly.stderr)
+    assert summary_value(partly.stdout, "written") == 10
+    assert sorted(r["partition_key"] for r in stream_records(kinesalite, target)) == sorted(
+        dl.partition_key for dl in letters if dl.error_code == ErrorCode.THROTTLED)
+
+
 def test_replay_usage_errors(kinesalite: LocalKinesis, tmp_path: Path) -> None:
     (tmp_path / "not-dl.avro").write_text("nope")
     runs = run_many(
