@@ -25,7 +25,7 @@ from beam_kinesis_sink.limits import (
     normalize_partition_key,
     record_size,
 )
-from beam_kinesis_sink.messages import describe, preview
+from beam_kinesis_sink.messages import clip, describe, preview
 from beam_kinesis_sink.records import ErrorCode, KinesisRecord
 
 KeyFn = Union[Callable[[Any], Any], str, None]
@@ -43,6 +43,11 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def _is_record(value: Any) -> bool:
+    """A NamedTuple or a dataclass instance: written as a JSON object."""
+    return hasattr(value, "_asdict") or (dataclasses.is_dataclass(value) and not isinstance(value, type))
+
+
 def _children(path: str, value: Any) -> Iterator[Tuple[str, Any]]:
     """(path, child) of a container, as the default serializer's JSON sees it."""
     if isinstance(value, dict):
@@ -52,7 +57,7 @@ def _children(path: str, value: Any) -> Iterator[Tuple[str, Any]]:
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
             yield f"{path}[{i}]", v
-    elif hasattr(value, "_asdict") or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+    elif _is_record(value):
         for k, v in _jsonable(value).items():
             yield f"{path}.{k}", v
 
@@ -85,6 +90,51 @@ def _non_finite(value: Any) -> bool:
 
 def _invalid_unicode(value: Any) -> bool:
     return isinstance(value, str) and lone_surrogate(value) is not None
+
+
+#: what JSON holds as it is (bool is an int), and the containers it writes as arrays and objects
+_JSON_TYPES = (str, int, float, type(None), dict, list, tuple)
+
+
+def _not_json(value: Any) -> bool:
+    """A value the default serializer's JSON has no type for (its containers:
+    dict, list, tuple, NamedTuple, dataclass)."""
+    return not (isinstance(value, _JSON_TYPES) or _is_record(value))
+
+
+#: what to do with a value JSON has no type for, by type name
+_JSON_ADVICE = {
+    "bytes": "base64.b64encode(x).decode()",
+    "bytearray": "base64.b64encode(x).decode()",
+    "Decimal": "str(x) keeps every digit",
+    "datetime": "x.isoformat()",
+    "date": "x.isoformat()",
+    "time": "x.isoformat()",
+    "UUID": "str(x)",
+    "ndarray": "x.tolist()",
+    "set": "sorted(x) or list(x)",
+    "frozenset": "sorted(x) or list(x)",
+}
+
+
+def _no_json_type(element: Any, exc: TypeError) -> str:
+    """The message for an element the default serializer's JSON cannot encode:
+    what is where, and what to do."""
+    found = _find_in(element, _not_json)
+    if found is None:  # e.g. a dict key that is a tuple
+        return (f"the element cannot be written as JSON: {exc}; convert what JSON has no type for "
+                "before the sink, or pass a serializer of your own")
+    path, value = found
+    kind = type(value).__name__
+    if kind in _JSON_ADVICE:
+        hint = _JSON_ADVICE[kind]
+    elif hasattr(value, "item") and callable(value.item):  # a numpy scalar
+        hint = "x.item() gives the Python number"
+    else:
+        hint = "turn it into a str, number, list or dict"
+    return (f"the element holds a value of type {kind}, which JSON has no type for, at {clip(path, 80)}: "
+            f"convert it before the sink ({hint}), or pass a serializer of your own "
+            "(e.g. lambda e: json.dumps(e, default=str).encode())")
 
 
 def _safe_repr(value: Any) -> str:
@@ -148,11 +198,14 @@ def default_serializer(element: Any) -> bytes:
             )
         return str.__str__(element).encode("utf-8")
     if element is None:
-        raise TypeError("element is None")
+        raise TypeError("the element is None: there is nothing to write; filter None out before the sink "
+                        "(beam.Filter(lambda e: e is not None)) or map it to what should be written")
     if hasattr(element, "_asdict"):
         element = element._asdict()
     try:
         text = _ENCODER.encode(element)
+    except TypeError as exc:
+        raise TypeError(_no_json_type(element, exc)) from None
     except ValueError as exc:
         if "Out of range float" not in str(exc):
             raise

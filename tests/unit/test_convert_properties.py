@@ -316,6 +316,59 @@ def test_default_serializer_writes_strict_json_or_names_the_non_finite_float(val
         json.loads(result.record.data, parse_constant=refuse)
 
 
+finite_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(10**30), 10**30),
+              st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.text(max_size=4), inner, max_size=4)),
+    max_leaves=10,
+)
+
+
+def _no_json_type_values():
+    import datetime
+    import decimal
+    import uuid
+
+    import numpy
+
+    return st.sampled_from([
+        decimal.Decimal("1.10"), datetime.datetime(2024, 5, 1, 12), datetime.date(2024, 5, 1),
+        uuid.UUID(int=7), b"raw", bytearray(b"raw"), {1, 2}, frozenset(), numpy.int64(3),
+        numpy.arange(3), object(), Ellipsis,
+    ])
+
+
+def _put(value: Any, path: str, bad: Any, data: Any) -> tuple[Any, str]:
+    """``value`` with ``bad`` put in place of one of its parts (or of itself), and where."""
+    if isinstance(value, list) and value and data.draw(st.booleans()):
+        i = data.draw(st.integers(0, len(value) - 1))
+        value[i], where = _put(value[i], f"{path}[{i}]", bad, data)
+        return value, where
+    if isinstance(value, dict) and value and data.draw(st.booleans()):
+        key = data.draw(st.sampled_from(sorted(value)))
+        value[key], where = _put(value[key], f"{path}[{key!r}]", bad, data)
+        return value, where
+    return bad, path
+
+
+@PROPERTY
+@given(tree=finite_json, bad=_no_json_type_values(), data=st.data())
+def test_a_value_json_has_no_type_for_is_named_with_where_it_is_and_what_to_do(tree, bad, data):
+    # It was "TypeError: Object of type Decimal is not JSON serializable": no
+    # place, nothing to do. Wherever such a value sits, the message names it.
+    from beam_kinesis_sink.messages import clip
+
+    inner, where = _put(tree, "element['v']", bad, data)
+    element = {"v": inner}
+    result = Converter(partition_key=Const("k")).convert(element)
+    assert isinstance(result, Rejection) and result.error_code == ErrorCode.SERIALIZATION_ERROR
+    assert f"holds a value of type {type(bad).__name__}, which JSON has no type for, at {clip(where, 80)}: " \
+        in result.error_message, (where, result.error_message)
+    assert "convert it before the sink (" in result.error_message
+    assert result.error_message.endswith("default=str).encode())"), result.error_message  # not clipped
+
+
 # ------------------------------------------------------------------ the fast path
 record_datas = st.one_of(st.binary(max_size=64), st.builds(bytearray, st.binary(max_size=8)),
                          st.builds(lambda n: b"x" * n, st.integers(0, 2048)), st.text(max_size=4),

@@ -122,8 +122,17 @@ def test_default_serializer():
     assert default_serializer(b"\x00\x01") == b"\x00\x01"
     assert default_serializer("héllo") == "héllo".encode()
     assert default_serializer({"a": [1, 2], "b": "é"}) == '{"a":[1,2],"b":"é"}'.encode()
-    with pytest.raises(TypeError):
+    no_type = (r"^the element holds a value of type object, which JSON has no type for, at element: "
+               r"convert it before the sink \(turn it into a str, number, list or dict\)")
+    with pytest.raises(TypeError, match=no_type):
         default_serializer(object())
+    tuple_key = (r"^the element cannot be written as JSON: keys must be str.*not tuple; "
+                 "convert what JSON has no type for before the sink")
+    with pytest.raises(TypeError, match=tuple_key):
+        default_serializer({(1, 2): "a tuple key"})
+    rejected = Converter(partition_key=lambda e: "k").convert(None)
+    assert isinstance(rejected, Rejection) and rejected.error_code == ErrorCode.SERIALIZATION_ERROR
+    assert "the element is None: there is nothing to write; filter None out" in rejected.error_message
 
 
 def test_limits_validation():
