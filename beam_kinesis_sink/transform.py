@@ -33,6 +33,7 @@ from beam_kinesis_sink.limits import (
     Limits,
     MiB,
 )
+from beam_kinesis_sink.messages import redact
 from beam_kinesis_sink.rate_limit import RateLimitConfig
 from beam_kinesis_sink.records import DeadLetter, WriteReceipt
 from beam_kinesis_sink.retry import RetryPolicy
@@ -281,7 +282,8 @@ class WriteToKinesis(beam.PTransform):
             "aggregation": w.aggregation is not None,
             "request_codec": w.request_codec or DEFAULT_CODEC,
             "region_name": s.client_config.region_name or "(default chain)",
-            "endpoint_url": s.client_config.endpoint_url or "(default)",
+            # an endpoint may carry user-info (https://user:password@host)
+            "endpoint_url": redact(s.client_config.endpoint_url or "(default)"),
             "max_records_per_request": w.limits.max_records_per_request,
             "max_request_bytes": w.limits.max_request_bytes,
             "max_record_bytes": "auto" if w.record_limit_from_stream else w.limits.max_record_bytes,

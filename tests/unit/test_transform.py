@@ -157,14 +157,17 @@ def test_display_data_names_the_stream_and_options_but_no_credential():
     transform = WriteToKinesis(
         "orders", partition_key=lambda e: "k", max_attempts=7, batching="stateful",
         client_config=ClientConfig(region_name="eu-west-1", aws_access_key_id="AKIAABCDEFGHIJKLMNOP",
-                                   aws_secret_access_key=secret, aws_session_token="TOKEN-xyz-123456"),
+                                   aws_secret_access_key=secret, aws_session_token="TOKEN-xyz-123456",
+                                   endpoint_url="https://proxy-user:proxy-pass-42@kinesis.internal:8443/"),
     )
     items = {item.key: item.value for item in DisplayData.create_from(transform).items}
+    assert items["endpoint_url"] == "https://***@kinesis.internal:8443/"
     assert items["stream"] == "orders"
     assert items["max_attempts"] == 7 and items["batching"] == "stateful"
     assert items["region_name"] == "eu-west-1"
     text = repr(items)
     assert secret not in text and "AKIAABCDEFGHIJKLMNOP" not in text and "TOKEN-xyz" not in text
+    assert "proxy-pass-42" not in text and "proxy-user" not in text
 
 
 def test_buffered_records_do_not_hold_their_elements():
