@@ -21,6 +21,8 @@ import apache_beam as beam
 from beam_kinesis_sink import DeadLetter
 from beam_kinesis_sink.dead_letter_io import NotADeadLetterError, check_file, read_file
 
+from .selection import Selection
+
 
 def dead_letters(count: int) -> str:
     return f"{count:,} dead letter{'' if count == 1 else 's'}"
@@ -77,6 +79,15 @@ class ReadThrough:
     letters: int = 0
     #: how many of them have each error code
     codes: Counter = field(default_factory=Counter)
+    #: how many of them the selection selects
+    selected: int = 0
+    #: the latest failure time of each error code
+    latest: dict = field(default_factory=dict)
+
+    def latest_failure(self, codes: Iterable[str] = ()) -> Optional[int]:
+        """When the latest dead letter failed (of these codes; default all)."""
+        times = [at for code, at in self.latest.items() if code in set(codes) or not codes]
+        return max(times, default=None)
 
     @property
     def readable_parts(self) -> list[tuple[str, int]]:
@@ -84,14 +95,19 @@ class ReadThrough:
         return [(r.path, r.letters) for r in self.broken if r.letters]
 
 
-def read_through(files: Sequence[str]) -> ReadThrough:
-    """Read each file to its end (or to where it cannot be read)."""
+def read_through(files: Sequence[str], chosen: Selection = Selection()) -> ReadThrough:
+    """Read each file to its end (or to where it cannot be read), counting
+    what ``chosen`` selects."""
     found = ReadThrough()
     for path in files:
         reading = FileReading(path)
         for letter in reading:
             found.letters += 1
             found.codes[letter.error_code] += 1
+            code, at = letter.error_code, letter.failed_at_micros
+            found.latest[code] = max(found.latest.get(code, at), at)
+            if chosen.left_out_by(letter) is None:
+                found.selected += 1
         if reading.problem:
             found.broken.append(reading)
         else:

@@ -22,9 +22,7 @@ reported); 2 usage error or no file matches.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,48 +30,20 @@ from typing import Any, Optional, Sequence
 
 from beam_kinesis_sink import DeadLetter
 from beam_kinesis_sink.avro_single_object import decode_header, is_single_object
-from beam_kinesis_sink.dead_letter_io import micros_to_datetime
 from beam_kinesis_sink.messages import EXCEPTION_CHARS, clip
 from beam_kinesis_sink.sharding import UNKNOWN_SHARD
 
-from . import common
+from . import common, selection
 from .common import shown
 from .dead_letter_files import FileReading
+from .selection import Selection, iso
 
 #: bytes of data shown in a hex preview (three characters each)
 HEX_BYTES = 48
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 # --------------------------------------------------------------------------
 # Pure parts
-
-
-def parse_since(text: str, now: Optional[datetime.datetime] = None) -> datetime.datetime:
-    """ISO-8601 date or date-time (UTC unless it has an offset), or a relative
-    age such as ``30m``, ``2h``, ``7d``."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    match = _RELATIVE.match(text.strip())
-    if match:
-        return now - datetime.timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    value = text.strip()
-    if value.endswith("Z") or value.endswith("z"):
-        value = value[:-1] + "+00:00"
-    try:
-        parsed = datetime.datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"not an ISO-8601 time nor an age like 2h: {text!r}") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed
-
-
-def iso(micros: Optional[int]) -> Optional[str]:
-    if micros is None:
-        return None
-    value = micros_to_datetime(micros)
-    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def hex_preview(data: bytes, limit: int = HEX_BYTES) -> str:
@@ -245,23 +215,18 @@ def to_text(report: Report, filters: dict[str, Any]) -> str:
 # Reading
 
 
-def inspect_files(
-    files: Sequence[str],
-    samples: int = 3,
-    error_codes: Optional[set[str]] = None,
-    since_micros: Optional[int] = None,
-) -> Report:
+def inspect_files(files: Sequence[str], samples: int = 3, chosen: Selection = Selection()) -> Report:
     report = Report(samples_per_code=samples)
     for path in files:
         reading = FileReading(path)
         for letter in reading:
-            if error_codes and letter.error_code not in error_codes:
-                report.filtered_out += 1
-                report.codes_left_out[letter.error_code] += 1
-            elif since_micros is not None and letter.failed_at_micros < since_micros:
-                report.filtered_out += 1
-            else:
+            left_out_by = chosen.left_out_by(letter)
+            if left_out_by is None:
                 report.add(letter)
+                continue
+            report.filtered_out += 1
+            if left_out_by == selection.ERROR_CODE:
+                report.codes_left_out[letter.error_code] += 1
         if reading.problem:
             report.file_errors.append((path, reading.problem))
         if reading.letters or not reading.problem:
@@ -275,11 +240,7 @@ def parser() -> argparse.ArgumentParser:
                    help="a dead-letter directory (its *.avro files) or a glob, e.g. 'dl/**.avro'")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--samples", type=int, default=3, metavar="N", help="samples per error code (default 3)")
-    p.add_argument("--error-code", action="append", metavar="CODE",
-                   help="only these error codes (repeatable, or comma-separated)")
-    p.add_argument("--since", metavar="TIME",
-                   help="only failures at or after TIME: ISO-8601 (UTC unless an offset is given) or an age "
-                   "like 30m, 2h, 7d")
+    selection.add_arguments(p)
     return p
 
 
@@ -288,24 +249,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.samples < 0:
         p.error("--samples must be 0 or more")
-    codes = {c.strip() for value in args.error_code or [] for c in value.split(",") if c.strip()}
-    since = None
-    if args.since:
-        try:
-            since = parse_since(args.since)
-        except ValueError as exc:
-            p.error(f"--since: {exc}")
-    return common.run_command("inspect_dead_letters", lambda: _inspect(args, codes, since))
+    try:
+        chosen = selection.from_args(args)
+    except ValueError as exc:
+        p.error(str(exc))
+    return common.run_command("inspect_dead_letters", lambda: _inspect(args, chosen))
 
 
-def _inspect(args: argparse.Namespace, codes: set[str], since: Optional[datetime.datetime]) -> int:
+def _inspect(args: argparse.Namespace, chosen: Selection) -> int:
     files = common.expand_inputs(args.paths, dir_glob="*.avro")
-    since_micros = None
-    if since is not None:
-        epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-        since_micros = (since - epoch) // datetime.timedelta(microseconds=1)
-    report = inspect_files(files, args.samples, codes or None, since_micros)
-    filters = {"error_code": sorted(codes), "since": iso(since_micros) if since_micros is not None else None}
+    report = inspect_files(files, args.samples, chosen)
+    filters = chosen.as_dict()
     if args.json:
         print(json.dumps(to_json(report, filters), indent=2, ensure_ascii=False))
     else:

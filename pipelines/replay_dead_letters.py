@@ -1,7 +1,7 @@
 """Write dead letters to a stream again.
 
     beam-kinesis-replay DIR_OR_GLOB [...] --stream NAME
-        [--error-code CODE ...] [--replay-readable] [--endpoint-url URL] [--region REGION]
+        [--error-code CODE ...] [--since TIME] [--replay-readable] [--endpoint-url URL] [--region REGION]
         [--dead-letter-dir DIR] [--max-records-per-second N] [any Beam pipeline option]
 
 Every selected file is read through before the pipeline starts. A file that
@@ -33,8 +33,8 @@ and stay in the source files.
 Exit codes: 0 every selected dead letter was written; 3 some were
 dead-lettered again or could not be replayed, or (with --replay-readable)
 some file could not be read through; 2 usage error, no file matches, no
-readable dead letter, no dead letter with any of the ``--error-code`` codes,
-or (by default) some file cannot be read through, and nothing was written;
+readable dead letter, no dead letter with any of the ``--error-code`` codes
+or none since ``--since``, or (by default) some file cannot be read through, and nothing was written;
 1 the pipeline failed.
 """
 
@@ -56,7 +56,8 @@ from beam_kinesis_sink.client import ClientConfig
 from beam_kinesis_sink.dead_letter_io import ReadDeadLetters
 from beam_kinesis_sink.messages import clip
 
-from . import common, dead_letter_files, launch, progress
+from . import common, dead_letter_files, launch, progress, selection
+from .selection import Selection
 from .writing import WriteOptions, count_and_store, write_and_count
 
 NOT_REPLAYABLE = "not_replayable"
@@ -73,9 +74,9 @@ def join_key(partition_key: Optional[str], data: Optional[bytes]) -> str:
 class SelectFn(progress.CountingFn):
     """Dead letters in; the selected, replayable ones out (others counted)."""
 
-    def __init__(self, error_codes: Sequence[str], config: progress.ProgressConfig) -> None:
+    def __init__(self, chosen: Selection, config: progress.ProgressConfig) -> None:
         super().__init__(config)
-        self.error_codes = frozenset(error_codes)
+        self.chosen = chosen
 
     def setup(self) -> None:
         super().setup()
@@ -85,7 +86,7 @@ class SelectFn(progress.CountingFn):
         self._not_replayable = self.code_counters(progress.NOT_REPLAYABLE_PREFIX, total=NOT_REPLAYABLE)
 
     def process(self, letter: DeadLetter) -> Iterable[Any]:
-        if self.error_codes and letter.error_code not in self.error_codes:
+        if self.chosen.left_out_by(letter) is not None:
             self._filtered.inc()
             return
         self._read.inc()
@@ -150,14 +151,14 @@ def build(
     pipeline: beam.Pipeline,
     files: Sequence[str],
     stream: str,
-    error_codes: Sequence[str],
+    chosen: Selection,
     write: WriteOptions,
     dead_letter_dir: str,
     config: progress.ProgressConfig,
     readable_parts: Sequence[tuple[str, int]] = (),
 ) -> None:
     letters = read_letters(pipeline, files, readable_parts)
-    selected = letters | "Select" >> beam.ParDo(SelectFn(error_codes, config)).with_output_types(DeadLetter)
+    selected = letters | "Select" >> beam.ParDo(SelectFn(chosen, config)).with_output_types(DeadLetter)
     records = selected | "ToRecords" >> beam.Map(to_record).with_output_types(KinesisRecord)
     sink_dead_letters = write_and_count(records, stream, write, config)
     before = selected | "KeyPrevious" >> beam.Map(previous)
@@ -179,8 +180,7 @@ def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="DIR_OR_GLOB",
                    help="a dead-letter directory (its *.avro files) or a glob, on any Beam filesystem")
     p.add_argument("--stream", required=True, help="the stream to write to (name or ARN)")
-    p.add_argument("--error-code", action="append", metavar="CODE",
-                   help="replay only these error codes (repeatable, or comma-separated); default all")
+    selection.add_arguments(p)
     p.add_argument("--replay-readable", action="store_true",
                    help="when some file cannot be read through (corrupt, truncated, not a dead-letter "
                    "file), replay the dead letters that can be read, a truncated file's readable beginning "
@@ -209,10 +209,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    codes = sorted({c.strip() for v in args.error_code or [] for c in v.split(",") if c.strip()})
+    try:
+        chosen = selection.from_args(args)
+    except ValueError as exc:
+        raise common.UsageError(str(exc)) from None
     files = common.expand_inputs(args.paths, dir_glob="*.avro")
-    found = _read_through(files, args.paths, args.replay_readable)
-    _check_codes(codes, found)
+    found = _read_through(files, args.paths, args.replay_readable, chosen)
+    _check_selection(chosen, found)
     config = common.client_config(args)
     _warn_if_missing(config, args.stream)
     dead_letter_dir = common.as_dir(
@@ -224,27 +227,28 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     read = len(found.whole) + len(found.readable_parts)
     common.eprint(
         f"replay: {read:,} file(s) -> stream {args.stream}"
-        + (f" (error codes: {', '.join(codes)})" if codes else "")
+        + (f" (error codes: {', '.join(sorted(chosen.error_codes))})" if chosen.error_codes else "")
+        + (f" (failed since {selection.iso(chosen.since_micros)})" if chosen.since_micros is not None else "")
         + f"; new dead letters under {dead_letter_dir}"
     )
     pipeline = beam.Pipeline(options=options)
     write = WriteOptions(config, rate, rate_limit=not args.no_rate_limit)
-    build(pipeline, found.whole, args.stream, codes, write, dead_letter_dir, config_progress,
+    build(pipeline, found.whole, args.stream, chosen, write, dead_letter_dir, config_progress,
           found.readable_parts)
     finished = launch.run_pipeline(pipeline, config_progress)
     if finished is None:
         return common.EXIT_FAILED
-    return _summary(finished, dead_letter_dir, len(found.broken))
+    return _summary(finished, dead_letter_dir, len(found.broken), chosen)
 
 
 def _read_through(
-    files: Sequence[str], paths: Sequence[str], replay_readable: bool
+    files: Sequence[str], paths: Sequence[str], replay_readable: bool, chosen: Selection
 ) -> dead_letter_files.ReadThrough:
     """Every file read through; the files that cannot be are named, with their
     readable dead letters and why reading stopped. UsageError when there is
     nothing to replay, or when some file cannot be read through and
     ``--replay-readable`` is not given."""
-    found = dead_letter_files.read_through(files)
+    found = dead_letter_files.read_through(files, chosen)
     nothing = not found.whole and not found.readable_parts
     if found.broken:
         broken = f"{len(found.broken):,} of {len(files):,} file(s)"
@@ -264,22 +268,28 @@ def _read_through(
     return found
 
 
-def _check_codes(codes: Sequence[str], found: dead_letter_files.ReadThrough) -> None:
-    """A ``--error-code`` that no dead letter has (a typo, say) is named, with
-    the codes the files do hold: a UsageError when none of the codes given has
-    any, so that replaying nothing is not taken for replaying everything."""
-    missing = [code for code in codes if not found.codes.get(code)]
-    if not missing:
-        return
+def _check_selection(chosen: Selection, found: dead_letter_files.ReadThrough) -> None:
+    """An ``--error-code`` that no dead letter has (a typo, say) is named, with
+    the codes the files do hold; when the filters select no dead letter at all,
+    a UsageError says why, so that replaying nothing is not taken for
+    replaying everything."""
+    files = f"the {len(found.whole) + len(found.broken):,} file(s)"
     held = common.counted(found.codes) or "none (no dead letters)"
-    what = (f"no dead letter in the {len(found.whole) + len(found.broken):,} file(s) has error code "
-            f"{', '.join(missing)}; the codes they hold: {held}")
-    if len(missing) == len(codes):
-        raise common.UsageError(f"{what}. Nothing was written")
-    common.eprint(f"replay: warning: {what}")
+    missing = sorted(code for code in chosen.error_codes if not found.codes.get(code))
+    if missing:
+        what = f"no dead letter in {files} has error code {', '.join(missing)}; the codes they hold: {held}"
+        if len(missing) == len(chosen.error_codes):
+            raise common.UsageError(f"{what}. Nothing was written")
+        common.eprint(f"replay: warning: {what}")
+    if chosen.since_micros is not None and found.letters and not found.selected:
+        codes = f" with error code {', '.join(sorted(chosen.error_codes))}" if chosen.error_codes else ""
+        latest = selection.iso(found.latest_failure(chosen.error_codes))
+        raise common.UsageError(
+            f"no dead letter{codes} in {files} failed at or after {selection.iso(chosen.since_micros)}: "
+            f"the latest failed at {latest}. Nothing was written")
 
 
-def _summary(finished: launch.Finished, dead_letter_dir: str, unread_files: int) -> int:
+def _summary(finished: launch.Finished, dead_letter_dir: str, unread_files: int, chosen: Selection) -> int:
     counts, elapsed = finished
     selected = counts.get(progress.READ, 0)
     replayed = counts.get(progress.REPLAYED, 0)
@@ -294,7 +304,7 @@ def _summary(finished: launch.Finished, dead_letter_dir: str, unread_files: int)
     lines = [
         f"replay: finished in {elapsed:,.1f} s",
         row("dead letters selected", selected,
-            f"({filtered:,} left out by --error-code)" if filtered else ""),
+            f"({filtered:,} left out by {chosen.flags()})" if filtered else ""),
         row("replayed", replayed),
         row("written", written, f"(mean {common.format_rate(written, elapsed)})"),
         row("dead-lettered again", counts.get(progress.DEAD, 0)),

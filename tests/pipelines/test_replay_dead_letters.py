@@ -173,6 +173,45 @@ def test_an_error_code_no_dead_letter_has_is_named_and_replays_nothing(
         dl.partition_key for dl in letters if dl.error_code == ErrorCode.THROTTLED)
 
 
+def test_since_replays_only_what_failed_at_or_after_it_and_nothing_when_none_did(
+    kinesalite: LocalKinesis, dead_letter_set: tuple[Path, list[DeadLetter], str], tmp_path: Path,
+) -> None:
+    # The letters failed 1 us apart from T0 (2024-05-01T12:00:00Z), in make_letters' order:
+    # from the 51st on, 5 too big and 7 without data or key.
+    source, letters, target = dead_letter_set
+    endpoint = ["--endpoint-url", kinesalite.endpoint_url, "--region", "us-east-1", "--no-rate-limit"]
+    recent, none_yet, empty = run_many(
+        [
+            ("replay_dead_letters", [str(source), "--stream", target, *endpoint,
+                                     "--since", "2024-05-01T14:00:00.000050+02:00",
+                                     "--dead-letter-dir", str(tmp_path / "recent")]),
+            ("replay_dead_letters", [str(source), "--stream", target, *endpoint, "--since", "2h",
+                                     "--dead-letter-dir", str(tmp_path / "none")]),
+            ("replay_dead_letters", [str(source), "--stream", target, *endpoint,
+                                     "--since", "2024-05-01T12:00:00.000045Z",
+                                     "--error-code", ErrorCode.INTERNAL_FAILURE,
+                                     "--dead-letter-dir", str(tmp_path / "empty")]),
+        ],
+        cwd=tmp_path,
+    )
+    assert recent.returncode == 3, recent
+    assert "(failed since 2024-05-01T12:00:00.000050Z)" in recent.stderr
+    assert summary_value(recent.stdout, "dead letters selected") == 12
+    assert "(50 left out by --since)" in recent.stdout
+    assert summary_value(recent.stdout, "RecordTooLarge") == 5
+    assert summary_value(recent.stdout, "not replayable") == 7
+    assert stream_records(kinesalite, target) == []  # nothing before the 51st was replayed
+    assert len(new_letters(tmp_path / "recent")) == 5
+
+    assert none_yet.returncode == 2, none_yet
+    assert "no dead letter in the " in none_yet.stderr
+    assert "the latest failed at 2024-05-01T12:00:00.000061Z. Nothing was written" in none_yet.stderr
+    assert empty.returncode == 2, empty  # codes and --since: none matches both
+    assert f"no dead letter with error code {ErrorCode.INTERNAL_FAILURE} in the " in empty.stderr
+    assert "the latest failed at 2024-05-01T12:00:00.000039Z" in empty.stderr
+    assert not (tmp_path / "none").exists() and not (tmp_path / "empty").exists()
+
+
 def test_replay_usage_errors(kinesalite: LocalKinesis, tmp_path: Path) -> None:
     (tmp_path / "not-dl.avro").write_text("nope")
     runs = run_many(
