@@ -6,6 +6,7 @@ import argparse
 import datetime
 import logging
 import os
+import secrets
 import sys
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Sequence
 
@@ -306,13 +307,26 @@ def count_dead_letters(paths: Sequence[str]) -> int:
     return sum(1 for path in paths for _ in read_file(path))
 
 
+def run_file_prefix(directory: str) -> str:
+    """Where one run's dead-letter files go: ``DIR/dead-letters-<UTC time>-<token>``,
+    a name no other run uses, so that a directory given to several runs (a
+    re-run, a daily job, a replay into its own source directory) keeps the
+    dead letters of each: Beam's file sink would replace the files of the
+    same name (``dead-letters-00000-of-00001.avro``)."""
+    from beam_kinesis_sink.dead_letter_io import FILE_PREFIX
+
+    return f"{as_dir(directory)}{FILE_PREFIX}-{utc_stamp()}-{secrets.token_hex(3)}"
+
+
 def dead_letter_listing(
-    directory: str, counts: Mapping[str, int], dead: int, title: str = "dead-letter files"
+    file_prefix: str, counts: Mapping[str, int], dead: int, title: str = "dead-letter files"
 ) -> tuple[list[str], int]:
-    """The summary's last lines, naming the dead-letter files under ``directory``, and
-    the number of dead letters: ``dead``, or when the runner reported no metrics
-    (``counts`` is empty), the dead letters counted in those files."""
-    files = dead_letter_files(directory)
+    """The summary's last lines, naming this run's dead-letter files (those
+    named ``file_prefix...``) and their directory, and the number of dead
+    letters: ``dead``, or when the runner reported no metrics (``counts`` is
+    empty), the dead letters counted in those files."""
+    directory = as_dir(os.path.dirname(file_prefix))
+    files = dead_letter_files(directory, file_prefix)
     lines = []
     if not counts:
         dead = count_dead_letters(files)
@@ -324,10 +338,11 @@ def dead_letter_listing(
     return lines, dead
 
 
-def dead_letter_files(directory: str) -> list[str]:
+def dead_letter_files(directory: str, file_prefix: Optional[str] = None) -> list[str]:
+    """The dead-letter files under ``directory`` (those of one run, given its ``file_prefix``)."""
     from beam_kinesis_sink.dead_letter_io import FILE_PREFIX, FILE_SUFFIX
 
-    pattern = as_dir(directory) + FILE_PREFIX + "*" + FILE_SUFFIX
+    pattern = (file_prefix or as_dir(directory) + FILE_PREFIX) + "*" + FILE_SUFFIX
     try:
         return match_files([pattern])[pattern]
     except UsageError:

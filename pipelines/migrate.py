@@ -208,7 +208,7 @@ def build(
     files: Sequence[str],
     settings: MigrateSettings,
     write: WriteOptions,
-    dead_letter_dir: str,
+    dead_letter_prefix: str,
 ) -> None:
     """The migration graph, on ``pipeline``."""
     converted = (
@@ -222,7 +222,7 @@ def build(
     converted[DEAD_LETTERS].element_type = DeadLetter
     sink_dead_letters = write_and_count(records, settings.stream, write, settings.progress)
     all_dead_letters = (converted[DEAD_LETTERS], sink_dead_letters) | "AllDeadLetters" >> beam.Flatten()
-    count_and_store(all_dead_letters, settings.progress, dead_letter_dir)
+    count_and_store(all_dead_letters, settings.progress, dead_letter_prefix)
 
 
 def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -303,14 +303,17 @@ def _run(p: argparse.ArgumentParser, args: argparse.Namespace, beam_args: list[s
            f"({per_worker_rate:,g} per worker x {workers})" if per_worker_rate else "")
     )
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, files, settings, write, dead_letter_dir)
+    dead_letter_prefix = common.run_file_prefix(dead_letter_dir)
+    build(pipeline, files, settings, write, dead_letter_prefix)
     finished = launch.run_pipeline(pipeline, settings.progress)
     if finished is None:
         return common.EXIT_FAILED
-    return _summary(files, finished, dead_letter_dir)
+    return _summary(files, finished, dead_letter_dir, dead_letter_prefix)
 
 
-def _summary(files: Sequence[str], finished: launch.Finished, dead_letter_dir: str) -> int:
+def _summary(
+    files: Sequence[str], finished: launch.Finished, dead_letter_dir: str, dead_letter_prefix: str
+) -> int:
     counts, elapsed = finished
     read = counts.get(progress.READ, 0)
     written = counts.get(progress.WRITTEN, 0)
@@ -330,7 +333,7 @@ def _summary(files: Sequence[str], finished: launch.Finished, dead_letter_dir: s
     if schemas:
         lines.append("  Avro writer schemas (CRC-64-AVRO fingerprint: records)")
         lines += [f"    {fp}: {n:,}" for fp, n in sorted(schemas.items())]
-    listing, dead = common.dead_letter_listing(dead_letter_dir, counts, counts.get(progress.DEAD, 0))
+    listing, dead = common.dead_letter_listing(dead_letter_prefix, counts, counts.get(progress.DEAD, 0))
     print("\n".join(lines + listing), flush=True)
 
     if unreadable and unreadable == len(files) and read == 0:

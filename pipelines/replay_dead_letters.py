@@ -153,7 +153,7 @@ def build(
     stream: str,
     chosen: Selection,
     write: WriteOptions,
-    dead_letter_dir: str,
+    dead_letter_prefix: str,
     config: progress.ProgressConfig,
     readable_parts: Sequence[tuple[str, int]] = (),
 ) -> None:
@@ -168,7 +168,7 @@ def build(
         | "JoinBack" >> beam.CoGroupByKey()
         | "CarryAttempts" >> beam.FlatMap(carry_attempts).with_output_types(DeadLetter)
     )
-    count_and_store(again, config, dead_letter_dir)
+    count_and_store(again, config, dead_letter_prefix)
 
 
 def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -233,12 +233,13 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     )
     pipeline = beam.Pipeline(options=options)
     write = WriteOptions(config, rate, rate_limit=not args.no_rate_limit)
-    build(pipeline, found.whole, args.stream, chosen, write, dead_letter_dir, config_progress,
+    dead_letter_prefix = common.run_file_prefix(dead_letter_dir)
+    build(pipeline, found.whole, args.stream, chosen, write, dead_letter_prefix, config_progress,
           found.readable_parts)
     finished = launch.run_pipeline(pipeline, config_progress)
     if finished is None:
         return common.EXIT_FAILED
-    return _summary(finished, dead_letter_dir, len(found.broken), chosen)
+    return _summary(finished, dead_letter_prefix, len(found.broken), chosen)
 
 
 def _read_through(
@@ -289,7 +290,7 @@ def _check_selection(chosen: Selection, found: dead_letter_files.ReadThrough) ->
             f"the latest failed at {latest}. Nothing was written")
 
 
-def _summary(finished: launch.Finished, dead_letter_dir: str, unread_files: int, chosen: Selection) -> int:
+def _summary(finished: launch.Finished, dead_letter_prefix: str, unread_files: int, chosen: Selection) -> int:
     counts, elapsed = finished
     selected = counts.get(progress.READ, 0)
     replayed = counts.get(progress.REPLAYED, 0)
@@ -317,7 +318,7 @@ def _summary(finished: launch.Finished, dead_letter_dir: str, unread_files: int,
         note = "(only their readable dead letters, see above)"
         lines.append(row("files not read through", unread_files, note))
     listing, dead = common.dead_letter_listing(
-        dead_letter_dir, counts, counts.get(progress.DEAD, 0), "new dead-letter files"
+        dead_letter_prefix, counts, counts.get(progress.DEAD, 0), "new dead-letter files"
     )
     print("\n".join(lines + listing), flush=True)
     return common.EXIT_DEAD_LETTERS if dead or not_replayable or unread_files else common.EXIT_OK

@@ -39,10 +39,11 @@ def write_and_count(
     return result.dead_letters
 
 
-def count_and_store(dead_letters: Any, config: progress.ProgressConfig, dead_letter_dir: str) -> None:
-    """Dead letters counted (by error code), then written under ``dead_letter_dir``."""
+def count_and_store(dead_letters: Any, config: progress.ProgressConfig, file_prefix: str) -> None:
+    """Dead letters counted (by error code), then written to files named
+    ``file_prefix...`` (:func:`common.run_file_prefix`)."""
     _ = (
         dead_letters
         | "CountDeadLetters" >> beam.ParDo(progress.CountFn("dead", config)).with_output_types(DeadLetter)
-        | "WriteDeadLetters" >> WriteDeadLetters(common.as_dir(dead_letter_dir))
+        | "WriteDeadLetters" >> WriteDeadLetters(file_prefix)
     )

@@ -77,16 +77,22 @@ def test_expand_inputs(tmp_path: Path) -> None:
         common.expand_inputs([str(tmp_path / "z*.avro")])
 
 
-def test_the_listing_says_when_a_dead_letter_file_is_empty(tmp_path: Path) -> None:
-    from beam_kinesis_sink.dead_letter_io import FILE_PREFIX, FILE_SUFFIX
+def test_the_listing_names_this_runs_files_and_says_when_they_are_empty(tmp_path: Path) -> None:
+    from beam_kinesis_sink.dead_letter_io import FILE_SUFFIX
 
-    path = tmp_path / f"{FILE_PREFIX}00000-of-00001{FILE_SUFFIX}"
+    earlier = tmp_path / f"{common.run_file_prefix(str(tmp_path))}-00000-of-00001{FILE_SUFFIX}"
+    earlier.write_bytes(b"an earlier run's letters")
+    prefix = common.run_file_prefix(str(tmp_path))
+    assert prefix != common.run_file_prefix(str(tmp_path))  # no two runs share a name
+    assert re.fullmatch(re.escape(f"{tmp_path}/dead-letters-") + r"\d{8}T\d{6}Z-[0-9a-f]{6}", prefix)
+    path = Path(f"{prefix}-00000-of-00001{FILE_SUFFIX}")
     path.write_bytes(b"")
-    lines, dead = common.dead_letter_listing(str(tmp_path), {"dead": 0}, 0)
-    assert dead == 0 and lines[-1] == f"    {path}  (empty: no dead letters this run)"
-    lines, dead = common.dead_letter_listing(str(tmp_path), {"dead": 4}, 4)
+    lines, dead = common.dead_letter_listing(prefix, {"dead": 0}, 0)
+    assert dead == 0 and lines[-2:] == [f"  dead-letter files ({tmp_path}/):",
+                                        f"    {path}  (empty: no dead letters this run)"]
+    lines, dead = common.dead_letter_listing(prefix, {"dead": 4}, 4)
     assert dead == 4 and lines[-1] == f"    {path}"
-    lines, _ = common.dead_letter_listing(str(tmp_path / "none"), {"dead": 0}, 0)
+    lines, _ = common.dead_letter_listing(common.run_file_prefix(str(tmp_path / "none")), {"dead": 0}, 0)
     assert lines[-1] == "    (none)"
 
 

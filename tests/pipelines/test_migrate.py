@@ -425,3 +425,36 @@ def test_rate_cap_and_progress(
     assert counts == sorted(counts) and 0 < counts[-1] <= n
     assert all(re.search(r"read [\d,]+ .*records/s\).*dead letters 0", line) for line in progress), progress
     assert len(stream_records(kinesalite, stream)) == n
+
+
+def test_runs_that_share_a_dead_letter_dir_keep_every_runs_dead_letters(
+    cli: Callable[..., Run], kinesalite: LocalKinesis, new_stream: Callable[[int], str], tmp_path: Path,
+) -> None:
+    # Each run wrote dead-letters-00000-of-00001.avro: the second migration into
+    # the same --dead-letter-dir (a re-run, a daily job) replaced the first's
+    # letters, and a replay into its own source directory could replace the
+    # letters it had just left there as not replayable.
+    stream = new_stream(1)
+    dead_dir = tmp_path / "dl"
+    for day in ("day1", "day2"):
+        (tmp_path / f"{day}.jsonl").write_text(f'{{"u": "{day}"}}\nnot json on {day}\n{{"no_key": 1}}\n')
+    runs = [cli("migrate", "--input", str(tmp_path / f"{day}.jsonl"), "--format", "jsonl", "--stream", stream,
+                "--partition-key", "u", "--endpoint-url", kinesalite.endpoint_url, "--no-rate-limit",
+                "--dead-letter-dir", str(dead_dir)) for day in ("day1", "day2")]
+    assert [r.returncode for r in runs] == [3, 3], runs
+    files = sorted(str(f) for f in dead_dir.glob("dead-letters-*.avro"))
+    assert len(files) == 2
+    for run in runs:  # each summary names its own run's file, not the other's
+        assert sum(f in run.stdout for f in files) == 1, run.stdout
+    letters = [dl for f in files for dl in read_file(f)]
+    assert sorted(dl.element_preview for dl in letters) == sorted(
+        f"{tmp_path / day}.jsonl:{line}" for day in ("day1", "day2") for line in (2, 3))
+
+    replay = cli("replay_dead_letters", str(dead_dir), "--stream", stream, "--endpoint-url",
+                 kinesalite.endpoint_url, "--dead-letter-dir", str(dead_dir))
+    assert replay.returncode == 3, replay  # 2 MalformedInput + 2 MissingPartitionKey: none replayable...
+    assert summary_value(replay.stdout, "not replayable") == 4
+    after = sorted(str(f) for f in dead_dir.glob("dead-letters-*.avro"))
+    assert set(files) < set(after) and len(after) == 3  # ...and they stay where they were
+    assert sorted(dl.element_preview for f in files for dl in read_file(f)) == sorted(
+        dl.element_preview for dl in letters)
