@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import secrets
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import apache_beam as beam
@@ -207,11 +208,20 @@ def from_avro(record: Mapping[str, Any]) -> DeadLetter:
     )
 
 
+def _is_directory(path_prefix: str) -> bool:
+    return path_prefix.endswith("/") or path_prefix.endswith("\\")
+
+
 def file_prefix(path_prefix: str) -> str:
-    """Where the files go: ``DIR/`` becomes ``DIR/dead-letters``; other prefixes are kept."""
-    if path_prefix.endswith("/") or path_prefix.endswith("\\"):
-        return path_prefix + FILE_PREFIX
-    return path_prefix
+    """Where one pipeline's files go. A directory ``DIR/`` becomes
+    ``DIR/dead-letters-<UTC time>-<token>``, a name no other pipeline uses:
+    pipelines that write to one directory (a re-run, a daily job) keep each
+    other's dead letters, where Beam's file sink would replace the files of
+    the same name. Any other prefix is kept as given."""
+    if not _is_directory(path_prefix):
+        return path_prefix
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{path_prefix}{FILE_PREFIX}-{stamp}-{secrets.token_hex(3)}"
 
 
 class WriteDeadLetters(beam.PTransform):
@@ -219,8 +229,11 @@ class WriteDeadLetters(beam.PTransform):
 
     Args:
       path_prefix: a directory (ending in ``/``), e.g. ``s3://bucket/dl/orders/``,
-        where the files are named ``dead-letters-SSSSS-of-NNNNN.avro``; or a
-        file name prefix. Any Beam filesystem.
+        where the files are named ``dead-letters-<UTC time>-<token>-SSSSS-of-NNNNN.avro``
+        (the time and token of this transform's construction: a pipeline
+        that writes to the directory again does not replace these files;
+        ``file_prefix`` tells the name); or a file name prefix, kept as
+        given. Any Beam filesystem.
       num_shards: the number of files; 0 (default) lets the runner decide.
       codec: the Avro block codec (default ``deflate``; ``null``, ``snappy``...).
 
@@ -250,7 +263,9 @@ class WriteDeadLetters(beam.PTransform):
         super().__init__(label)
         if not path_prefix:
             raise ValueError("path_prefix must not be empty")
-        self._prefix = file_prefix(path_prefix)
+        self.file_prefix = file_prefix(path_prefix)
+        # a bundle's file has a name of its own: no run part needed
+        self._bundle_prefix = path_prefix + FILE_PREFIX if _is_directory(path_prefix) else path_prefix
         self._num_shards = num_shards
         self._codec = codec
         self._suffix = file_name_suffix
@@ -261,13 +276,13 @@ class WriteDeadLetters(beam.PTransform):
             if self._num_shards:
                 _LOG.warning(UNBOUNDED_NUM_SHARDS, self._num_shards)
             return records | "WriteBundleFiles" >> beam.ParDo(
-                WriteBundleFilesFn(self._prefix, DEAD_LETTER_SCHEMA, self._codec, self._suffix)
+                WriteBundleFilesFn(self._bundle_prefix, DEAD_LETTER_SCHEMA, self._codec, self._suffix)
             ).with_output_types(str)
         return (
             records
             | "WriteAvro"
             >> WriteToAvro(
-                self._prefix,
+                self.file_prefix,
                 schema=DEAD_LETTER_SCHEMA,
                 codec=self._codec,
                 file_name_suffix=self._suffix,

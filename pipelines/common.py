@@ -6,7 +6,6 @@ import argparse
 import datetime
 import logging
 import os
-import secrets
 import sys
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Sequence
 
@@ -307,22 +306,11 @@ def count_dead_letters(paths: Sequence[str]) -> int:
     return sum(1 for path in paths for _ in read_file(path))
 
 
-def run_file_prefix(directory: str) -> str:
-    """Where one run's dead-letter files go: ``DIR/dead-letters-<UTC time>-<token>``,
-    a name no other run uses, so that a directory given to several runs (a
-    re-run, a daily job, a replay into its own source directory) keeps the
-    dead letters of each: Beam's file sink would replace the files of the
-    same name (``dead-letters-00000-of-00001.avro``)."""
-    from beam_kinesis_sink.dead_letter_io import FILE_PREFIX
-
-    return f"{as_dir(directory)}{FILE_PREFIX}-{utc_stamp()}-{secrets.token_hex(3)}"
-
-
 def dead_letter_listing(
     file_prefix: str, counts: Mapping[str, int], dead: int, title: str = "dead-letter files"
 ) -> tuple[list[str], int]:
     """The summary's last lines, naming this run's dead-letter files (those
-    named ``file_prefix...``) and their directory, and the number of dead
+    named ``file_prefix...``: ``dead_letter_io.file_prefix``) and their directory, and the number of dead
     letters: ``dead``, or when the runner reported no metrics (``counts`` is
     empty), the dead letters counted in those files."""
     directory = as_dir(os.path.dirname(file_prefix))

@@ -38,6 +38,7 @@ from apache_beam.pvalue import TaggedOutput
 from beam_kinesis_sink import DeadLetter, ErrorCode, KinesisRecord
 from beam_kinesis_sink.avro_single_object import header
 from beam_kinesis_sink.client import ClientConfig
+from beam_kinesis_sink.dead_letter_io import file_prefix
 from beam_kinesis_sink.limits import check_partition_key, normalize_explicit_hash_key
 from beam_kinesis_sink.messages import describe, preview
 
@@ -303,7 +304,7 @@ def _run(p: argparse.ArgumentParser, args: argparse.Namespace, beam_args: list[s
            f"({per_worker_rate:,g} per worker x {workers})" if per_worker_rate else "")
     )
     pipeline = beam.Pipeline(options=options)
-    dead_letter_prefix = common.run_file_prefix(dead_letter_dir)
+    dead_letter_prefix = file_prefix(dead_letter_dir)  # this run's files: no other run replaces them
     build(pipeline, files, settings, write, dead_letter_prefix)
     finished = launch.run_pipeline(pipeline, settings.progress)
     if finished is None:

@@ -53,7 +53,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from beam_kinesis_sink import DeadLetter, KinesisRecord
 from beam_kinesis_sink.client import ClientConfig
-from beam_kinesis_sink.dead_letter_io import ReadDeadLetters
+from beam_kinesis_sink.dead_letter_io import ReadDeadLetters, file_prefix
 from beam_kinesis_sink.messages import clip
 
 from . import common, dead_letter_files, launch, progress, selection
@@ -233,7 +233,7 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     )
     pipeline = beam.Pipeline(options=options)
     write = WriteOptions(config, rate, rate_limit=not args.no_rate_limit)
-    dead_letter_prefix = common.run_file_prefix(dead_letter_dir)
+    dead_letter_prefix = file_prefix(dead_letter_dir)  # this run's files: no other run replaces them
     build(pipeline, found.whole, args.stream, chosen, write, dead_letter_prefix, config_progress,
           found.readable_parts)
     finished = launch.run_pipeline(pipeline, config_progress)

@@ -41,7 +41,7 @@ def write_and_count(
 
 def count_and_store(dead_letters: Any, config: progress.ProgressConfig, file_prefix: str) -> None:
     """Dead letters counted (by error code), then written to files named
-    ``file_prefix...`` (:func:`common.run_file_prefix`)."""
+    ``file_prefix...`` (:func:`beam_kinesis_sink.dead_letter_io.file_prefix`)."""
     _ = (
         dead_letters
         | "CountDeadLetters" >> beam.ParDo(progress.CountFn("dead", config)).with_output_types(DeadLetter)

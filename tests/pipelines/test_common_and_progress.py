@@ -78,12 +78,13 @@ def test_expand_inputs(tmp_path: Path) -> None:
 
 
 def test_the_listing_names_this_runs_files_and_says_when_they_are_empty(tmp_path: Path) -> None:
-    from beam_kinesis_sink.dead_letter_io import FILE_SUFFIX
+    from beam_kinesis_sink.dead_letter_io import FILE_SUFFIX, file_prefix
 
-    earlier = tmp_path / f"{common.run_file_prefix(str(tmp_path))}-00000-of-00001{FILE_SUFFIX}"
+    directory = f"{tmp_path}/"
+    earlier = Path(file_prefix(directory) + f"-00000-of-00001{FILE_SUFFIX}")
     earlier.write_bytes(b"an earlier run's letters")
-    prefix = common.run_file_prefix(str(tmp_path))
-    assert prefix != common.run_file_prefix(str(tmp_path))  # no two runs share a name
+    prefix = file_prefix(directory)
+    assert prefix != file_prefix(directory)  # no two runs share a name
     assert re.fullmatch(re.escape(f"{tmp_path}/dead-letters-") + r"\d{8}T\d{6}Z-[0-9a-f]{6}", prefix)
     path = Path(f"{prefix}-00000-of-00001{FILE_SUFFIX}")
     path.write_bytes(b"")
@@ -92,7 +93,7 @@ def test_the_listing_names_this_runs_files_and_says_when_they_are_empty(tmp_path
                                         f"    {path}  (empty: no dead letters this run)"]
     lines, dead = common.dead_letter_listing(prefix, {"dead": 4}, 4)
     assert dead == 4 and lines[-1] == f"    {path}"
-    lines, _ = common.dead_letter_listing(common.run_file_prefix(str(tmp_path / "none")), {"dead": 0}, 0)
+    lines, _ = common.dead_letter_listing(file_prefix(f"{tmp_path}/none/"), {"dead": 0}, 0)
     assert lines[-1] == "    (none)"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import apache_beam as beam
@@ -96,6 +97,21 @@ def test_write_and_read_with_beam(tmp_path: Path) -> None:
     for pattern in (prefix + "*.avro", [prefix + "*.avro"]):
         with beam.Pipeline() as p:
             assert_that(p | ReadDeadLetters(pattern), equal_to(letters))
+
+
+def test_two_pipelines_writing_to_one_directory_keep_each_others_dead_letters(tmp_path: Path) -> None:
+    # Both wrote dead-letters-00000-of-00001.avro, and the second replaced the first.
+    directory = f"{tmp_path}/dl/"
+    first, second = WriteDeadLetters(directory), WriteDeadLetters(directory)
+    assert first.file_prefix != second.file_prefix
+    assert re.fullmatch(re.escape(directory) + r"dead-letters-\d{8}T\d{6}Z-[0-9a-f]{6}", first.file_prefix)
+    for transform, letters in ((first, [letter(1), letter(2)]), (second, [letter(3)])):
+        with beam.Pipeline() as p:
+            _ = p | beam.Create(letters) | transform
+    files = sorted((tmp_path / "dl").glob("dead-letters-*.avro"))
+    assert len(files) == 2 and all(str(f).startswith((first.file_prefix, second.file_prefix)) for f in files)
+    assert sorted(dl.attempts for f in files for dl in read_file(str(f))) == [1, 2, 3]
+    assert WriteDeadLetters(f"{tmp_path}/letters").file_prefix == f"{tmp_path}/letters"  # a prefix is kept
 
 
 def test_check_file(tmp_path: Path) -> None:
