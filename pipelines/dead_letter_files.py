@@ -86,8 +86,8 @@ class ReadThrough:
 
     def latest_failure(self, codes: Iterable[str] = ()) -> Optional[int]:
         """When the latest dead letter failed (of these codes; default all)."""
-        times = [at for code, at in self.latest.items() if code in set(codes) or not codes]
-        return max(times, default=None)
+        wanted = set(codes)
+        return max((at for code, at in self.latest.items() if not wanted or code in wanted), default=None)
 
     @property
     def readable_parts(self) -> list[tuple[str, int]]:

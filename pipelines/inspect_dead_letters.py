@@ -73,7 +73,7 @@ def describe_data(data: Optional[bytes]) -> tuple[str, str]:
         value = json.loads(text)
     except ValueError:
         return "text", clip(shown(text))
-    return "json", clip(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+    return "json", clip(shown(json.dumps(value, separators=(",", ":"), ensure_ascii=False)))
 
 
 @dataclass

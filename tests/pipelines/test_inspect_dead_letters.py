@@ -93,7 +93,8 @@ _OPTIONAL = st.none() | _TEXT
 
 @settings(max_examples=300, deadline=None)
 @given(stream=_TEXT, key=_OPTIONAL, shard=_OPTIONAL, code=_TEXT, message=_TEXT, preview=_OPTIONAL,
-       data=st.none() | st.binary(max_size=40) | _TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")),
+       data=st.none() | st.binary(max_size=40) | _TEXT.map(lambda t: t.encode("utf-8", "surrogatepass"))
+       | _TEXT.map(lambda t: json.dumps({"t": t}, ensure_ascii=False).encode("utf-8", "surrogatepass")),
        path=_TEXT, reason=_TEXT)
 def test_a_text_report_prints_every_field_on_its_own_line_and_nothing_a_terminal_acts_on(
     stream, key, shard, code, message, preview, data, path, reason
