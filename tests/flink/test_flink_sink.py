@@ -217,6 +217,43 @@ def job_failure(cluster: Any, jid: str, state: str) -> FlinkJobFailed:
     return kind(f"Flink job {state} before records arrived:\n{summary}")
 
 
+def watch_running_job(
+    cluster: Any, job_name: str, t0: float, within: float, count: Callable[[], Tuple[int, int]], enough: int
+) -> Tuple[List[Tuple[float, int, int]], Optional[str]]:
+    """Poll ``count()`` (a count, and a second figure) while the job runs, for
+    up to ``within`` seconds from ``t0``: ``[(seconds, count, figure)]`` each
+    time the count grew, until it grew 3 times and reached ``enough``; and the
+    Flink job id, once the job is there. A job that ended is raised with
+    Flink's root cause."""
+    seen: List[Tuple[float, int, int]] = []
+    jid: Optional[str] = None
+    while time.monotonic() < t0 + within:
+        job = find_flink_job(cluster, job_name)
+        if job is not None:
+            jid = job["jid"]
+            if job["state"] not in ("INITIALIZING", "CREATED", "RUNNING"):
+                raise job_failure(cluster, jid, job["state"])
+        now, figure = count()
+        if now and (not seen or now > seen[-1][1]):
+            seen.append((time.monotonic() - t0, now, figure))
+        if len(seen) >= 3 and now >= enough:
+            break
+        time.sleep(0.5)
+    return seen, jid
+
+
+def cancel_if_running(cluster: Any, job_name: str) -> None:
+    """For a test that failed with its job maybe still there: never leave it
+    holding the slots (looked up by name, in case the test never saw its id)."""
+    try:
+        job = find_flink_job(cluster, job_name)
+        if job is not None and job["state"] not in ("CANCELED", "FAILED", "FINISHED"):
+            cancel_flink_job(cluster, job["jid"])
+            wait_flink_state(cluster, job["jid"], {"CANCELED", "FAILED", "FINISHED"}, 60)
+    except (urllib.error.URLError, OSError, AssertionError):
+        pass
+
+
 def cancel_flink_job(cluster: Any, jid: str) -> None:
     request = urllib.request.Request(f"{cluster.rest_url}/jobs/{jid}?mode=cancel", method="PATCH")
     with urllib.request.urlopen(request, timeout=10) as resp:
@@ -403,23 +440,14 @@ def test_streaming_records_arrive_while_running_then_cancel(
     )
     t0 = time.monotonic()
     result = pipeline.run()
-    jid: Optional[str] = None
+    stopped = False
     try:
         # Poll the stream while the job runs: records must arrive, and keep arriving.
-        seen: List[Tuple[float, int]] = []
-        deadline = t0 + SEE_RECORDS_WITHIN
-        while time.monotonic() < deadline:
-            job = find_flink_job(flink_cluster, job_name)
-            if job is not None:
-                jid = job["jid"]
-                if job["state"] not in ("INITIALIZING", "CREATED", "RUNNING"):
-                    raise job_failure(flink_cluster, jid, job["state"])
-            count = sum(len(records) for records in read_all(client, stream).values())
-            if count and (not seen or count > seen[-1][1]):
-                seen.append((time.monotonic() - t0, count))
-            if len(seen) >= 3 and count >= 100:
-                break
-            time.sleep(0.5)
+        def stored_count() -> Tuple[int, int]:
+            return sum(len(records) for records in read_all(client, stream).values()), 0
+
+        watched, jid = watch_running_job(flink_cluster, job_name, t0, SEE_RECORDS_WITHIN, stored_count, 100)
+        seen = [(at, count) for at, count, _ in watched]
         assert len(seen) >= 3, f"records seen while running: {seen} (beam state {result.state})"
         assert jid is not None
         assert result.state == PipelineState.RUNNING
@@ -441,14 +469,10 @@ def test_streaming_records_arrive_while_running_then_cancel(
             state = wait_flink_state(flink_cluster, jid, {"CANCELED", "FAILED", "FINISHED"}, 60)
         assert state == "CANCELED"
         job = _get(f"{flink_cluster.rest_url}/jobs/{jid}")
-        jid = None  # stopped
+        stopped = True
     finally:
-        if jid is not None:  # the test failed with the job still there: never leave it holding the slots
-            try:
-                cancel_flink_job(flink_cluster, jid)
-                wait_flink_state(flink_cluster, jid, {"CANCELED", "FAILED", "FINISHED"}, 60)
-            except (urllib.error.URLError, OSError):
-                pass
+        if not stopped:  # the test failed with the job maybe still there
+            cancel_if_running(flink_cluster, job_name)
 
     sink = [v for v in job["vertices"] if "WriteToKinesis" in v["name"]]
     assert sink and max(v["parallelism"] for v in sink) == 2, [(v["name"], v["parallelism"]) for v in sink]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Tuple
 
 import apache_beam as beam
 import pytest
@@ -32,12 +32,12 @@ from tests.flink.test_flink_sink import (
     FIRE_INTERVAL,
     STREAM_MAX_SECONDS,
     cancel_flink_job,
+    cancel_if_running,
     client_config,
     event_of,
-    find_flink_job,
-    job_failure,
     periodic_impulse,
     wait_flink_state,
+    watch_running_job,
 )
 
 pytestmark = pytest.mark.timeout(300)
@@ -76,36 +76,27 @@ def test_streaming_dead_letters_reach_files_while_the_job_runs(
     _ = result.dead_letters | WriteDeadLetters(f"{out}/")
     t0 = time.monotonic()
     beam_result = pipeline.run()
-    jid: Optional[str] = None
+    stopped = False
     try:
-        seen: List[tuple] = []  # (seconds, files, letters) while running
-        while time.monotonic() < t0 + SEE_LETTERS_WITHIN:
-            job = find_flink_job(flink_cluster, job_name)
-            if job is not None:
-                jid = job["jid"]
-                if job["state"] not in ("INITIALIZING", "CREATED", "RUNNING"):
-                    raise job_failure(flink_cluster, jid, job["state"])
+        def letters_and_files() -> Tuple[int, int]:
             letters = _letters(out)
-            count = sum(len(v) for v in letters.values())
-            if count and (not seen or count > seen[-1][2]):
-                seen.append((time.monotonic() - t0, len(letters), count))
-            if len(seen) >= 3 and count >= 20:
-                break
-            time.sleep(0.5)
+            return sum(len(v) for v in letters.values()), len(letters)
+
+        # (seconds, letters, files) while running
+        seen, jid = watch_running_job(flink_cluster, job_name, t0, SEE_LETTERS_WITHIN, letters_and_files, 20)
         assert len(seen) >= 3, f"dead letters seen while running: {seen} (beam state {beam_result.state})"
         assert jid is not None
         assert beam_result.state == PipelineState.RUNNING
-        assert seen[-1][1] > seen[0][1], f"no new file while running: {seen}"
+        assert seen[-1][2] > seen[0][2], f"no new file while running: {seen}"
         cancel_flink_job(flink_cluster, jid)
         assert wait_flink_state(flink_cluster, jid, {"CANCELED", "FAILED", "FINISHED"}, 60) == "CANCELED"
-        jid = None
+        stopped = True
     finally:
-        if jid is not None:
-            cancel_flink_job(flink_cluster, jid)
-            wait_flink_state(flink_cluster, jid, {"CANCELED", "FAILED", "FINISHED"}, 60)
+        if not stopped:
+            cancel_if_running(flink_cluster, job_name)
 
     letters = [letter for batch in _letters(out).values() for letter in batch]
-    assert len(letters) >= seen[-1][2]
+    assert len(letters) >= seen[-1][1]
     assert {letter.error_code for letter in letters} == {ErrorCode.INVALID_PARTITION_KEY}
     assert all(letter.stream == stream and letter.partition_key is None for letter in letters)
     ticks = [letter.element_timestamp_micros // int(FIRE_INTERVAL * 1e6) for letter in letters]
@@ -116,6 +107,6 @@ def test_streaming_dead_letters_reach_files_while_the_job_runs(
     assert len(stored) >= 3 * len(letters)
     report(
         f"flink streaming dead letters: first in a file {seen[0][0]:.1f}s after submission, "
-        f"{seen[-1][2]} in {seen[-1][1]} files by {seen[-1][0]:.1f}s while running; "
+        f"{seen[-1][1]} in {seen[-1][2]} files by {seen[-1][0]:.1f}s while running; "
         f"{len(letters)} in total after cancel, each once; {len(stored)} records in the stream"
     )

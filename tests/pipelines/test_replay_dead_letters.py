@@ -63,6 +63,10 @@ def dead_letter_set(tmp_path: Path, kinesalite: LocalKinesis, new_stream: Callab
     return directory, letters, target
 
 
+def endpoint_args(kinesalite: LocalKinesis) -> list[str]:
+    return ["--endpoint-url", kinesalite.endpoint_url, "--region", "us-east-1", "--no-rate-limit"]
+
+
 def new_letters(directory: Path) -> list[DeadLetter]:
     return [dl for f in sorted(directory.glob("*.avro")) for dl in read_file(str(f))]
 
@@ -71,7 +75,7 @@ def test_replay_writes_what_it_can_and_carries_attempts(
     kinesalite: LocalKinesis, dead_letter_set: tuple[Path, list[DeadLetter], str], tmp_path: Path,
 ) -> None:
     source, letters, target = dead_letter_set
-    endpoint = ["--endpoint-url", kinesalite.endpoint_url, "--region", "us-east-1", "--no-rate-limit"]
+    endpoint = endpoint_args(kinesalite)
     to_target, to_missing = run_many(
         [
             ("replay_dead_letters", [str(source), "--stream", target, *endpoint,
@@ -148,7 +152,7 @@ def test_an_error_code_no_dead_letter_has_is_named_and_replays_nothing(
 ) -> None:
     # A typo in --error-code selected nothing, and the replay exited 0 as if it had written everything.
     source, letters, target = dead_letter_set
-    endpoint = ["--endpoint-url", kinesalite.endpoint_url, "--region", "us-east-1", "--no-rate-limit"]
+    endpoint = endpoint_args(kinesalite)
     typo, partly = run_many(
         [
             ("replay_dead_letters", [str(source), "--stream", target, *endpoint, "--error-code", "Throtled",
@@ -179,7 +183,7 @@ def test_since_replays_only_what_failed_at_or_after_it_and_nothing_when_none_did
     # The letters failed 1 us apart from T0 (2024-05-01T12:00:00Z), in make_letters' order:
     # from the 51st on, 5 too big and 7 without data or key.
     source, letters, target = dead_letter_set
-    endpoint = ["--endpoint-url", kinesalite.endpoint_url, "--region", "us-east-1", "--no-rate-limit"]
+    endpoint = endpoint_args(kinesalite)
     recent, none_yet, empty = run_many(
         [
             ("replay_dead_letters", [str(source), "--stream", target, *endpoint,
@@ -295,7 +299,7 @@ def replay_both_ways(
     count; the default one writes nothing and exits 2, the other exits 3.
     Returns both runs, the records of the --replay-readable run's stream and the others."""
     refused_stream, readable_stream = new_stream(1), new_stream(2)
-    endpoint = ["--endpoint-url", kinesalite.endpoint_url, "--region", "us-east-1", "--no-rate-limit"]
+    endpoint = endpoint_args(kinesalite)
     refused, readable, *others = run_many(
         [
             ("replay_dead_letters", [str(directory), "--stream", refused_stream, *endpoint,
