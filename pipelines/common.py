@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import math
 import os
 import sys
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Sequence
@@ -68,8 +69,17 @@ def command_parser(module: str, description: str) -> argparse.ArgumentParser:
 
 def positive(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r} (leave it out for no cap)")
+    return value
+
+
+def seconds_or_none(text: str) -> float:
+    """``--progress-interval``: 0 (no progress lines) or a finite number of seconds."""
+    value = float(text)
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be 0 (no progress lines) or a number of seconds, "
+                                         f"not {text!r}")
     return value
 
 
@@ -82,7 +92,7 @@ def add_write_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-rate-limit", action="store_true",
                         help="turn off the per-shard rate limiter (1,000 records/s per shard); "
                         "for local Kinesis servers")
-    parser.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS",
+    parser.add_argument("--progress-interval", type=seconds_or_none, default=5.0, metavar="SECONDS",
                         help="seconds between progress lines (default 5; 0: none)")
 
 

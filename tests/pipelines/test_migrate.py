@@ -383,6 +383,15 @@ def test_usage_errors_exit_2(
         "empty segment in field path": [*jsonl, "--format", "jsonl", "--partition-key", "a..b"],
         "no input file could be read": [*jsonl, "--format", "avro",
                                         "--dead-letter-dir", str(tmp_path / "dl")],
+        # an OverflowError traceback once; a negative or NaN interval was taken
+        "--max-records-per-second: must be a positive number, not 'inf'": [
+            *jsonl, "--format", "jsonl", "--max-records-per-second", "inf"],
+        "--max-records-per-second: must be a positive number, not 'nan'": [
+            *jsonl, "--format", "jsonl", "--max-records-per-second", "nan"],
+        "--progress-interval: must be 0 (no progress lines) or a number of seconds, not '-1'": [
+            *jsonl, "--format", "jsonl", "--progress-interval", "-1"],
+        "--progress-interval: must be 0 (no progress lines) or a number of seconds, not 'nan'": [
+            *jsonl, "--format", "jsonl", "--progress-interval", "nan"],
     }
     for message, args in cases.items():
         try:
