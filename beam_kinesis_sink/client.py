@@ -59,6 +59,24 @@ class ClientConfig:
     #: ``AWS_ENDPOINT_URL_STS``); e.g. a VPC endpoint, or a local stand-in in tests
     sts_endpoint_url: Optional[str] = None
 
+    def __post_init__(self) -> None:
+        # Refused here, at construction, with the option named: botocore
+        # would refuse them only when a worker makes its client, and fail the job.
+        from botocore.exceptions import InvalidRegionError
+        from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url, validate_region_name
+
+        for name in ("endpoint_url", "sts_endpoint_url"):
+            url = getattr(self, name)
+            if url is not None and not (is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url)):
+                raise ValueError(f"{name} {redact(url)!r} is not a URL botocore can use: give a scheme and "
+                                 "a host, e.g. https://kinesis.eu-west-1.amazonaws.com or http://localhost:4567")
+        if self.region_name is not None:
+            try:
+                validate_region_name(self.region_name)
+            except InvalidRegionError:
+                raise ValueError(f"region_name {self.region_name!r} is not a region name, e.g. us-east-1 "
+                                 "(or leave it out for boto3's chain: AWS_REGION, the profile...)") from None
+
     def secrets(self) -> tuple[Optional[str], ...]:
         """Values that must be redacted from any message."""
         return (self.aws_access_key_id, self.aws_secret_access_key, self.aws_session_token)

@@ -20,15 +20,24 @@ _NAME = re.compile(r"[a-zA-Z0-9_.-]{1,128}")
 _ARN = re.compile(r"arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/[a-zA-Z0-9_.-]{1,128}")
 
 
+#: what a stream must be, for messages
+STREAM_FORMS = ("a stream name (1 to 128 of a-z, A-Z, 0-9, _ . -) or a stream ARN "
+                "(arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)")
+
+
+def is_stream(value: object) -> bool:
+    """``value`` is a stream name or a stream ARN."""
+    return isinstance(value, str) and bool(_NAME.fullmatch(value) or _ARN.fullmatch(value))
+
+
 def stream_problem(stream: object) -> Optional[str]:
-    """Why ``stream`` is not a stream name or ARN (None: it is one)."""
+    """Why what a stream function returned is not a stream name or ARN (None: it is one)."""
     if not isinstance(stream, str):
         return f"the stream function returned {type(stream).__name__}, not a stream name or ARN (str)"
-    if _NAME.fullmatch(stream) or _ARN.fullmatch(stream):
+    if is_stream(stream):
         return None
     shown = stream if len(stream) <= 80 else stream[:80] + "..."
-    return (f"the stream function returned {shown!r}, which is neither a stream name (1 to 128 of "
-            "a-z, A-Z, 0-9, _ . -) nor a stream ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)")
+    return f"the stream function returned {shown!r}, which is neither {STREAM_FORMS}"
 
 
 @dataclass(frozen=True)

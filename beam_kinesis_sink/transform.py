@@ -37,7 +37,7 @@ from beam_kinesis_sink.messages import redact
 from beam_kinesis_sink.rate_limit import RateLimitConfig
 from beam_kinesis_sink.records import DeadLetter, WriteReceipt
 from beam_kinesis_sink.retry import RetryPolicy
-from beam_kinesis_sink.stream_routes import StreamChoice, stream_problem
+from beam_kinesis_sink.stream_routes import STREAM_FORMS, StreamChoice, is_stream
 from beam_kinesis_sink.submitter import CODECS, DEFAULT_CODEC
 from beam_kinesis_sink.write_fn import (
     DEAD_LETTERS,
@@ -66,9 +66,8 @@ STATEFUL_ON_DIRECT_RUNNER = (
 def _stream_setting(stream: Any) -> Union[str, StreamChoice]:
     if callable(stream):
         return StreamChoice(stream)
-    if not isinstance(stream, str) or stream_problem(stream) is not None:
-        raise ValueError(f"stream must be a stream name or ARN, or a function element -> stream; got "
-                         f"{stream!r}")
+    if not is_stream(stream):
+        raise ValueError(f"stream must be {STREAM_FORMS}, or a function element -> stream; got {stream!r}")
     return stream
 
 

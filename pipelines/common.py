@@ -174,7 +174,20 @@ def resolve_region(region: Optional[str]) -> str:
 
 
 def client_config(args: argparse.Namespace) -> ClientConfig:
-    return ClientConfig(region_name=resolve_region(args.aws_region), endpoint_url=args.endpoint_url)
+    try:
+        return ClientConfig(region_name=resolve_region(args.aws_region), endpoint_url=args.endpoint_url)
+    except ValueError as exc:  # an endpoint that is no URL, a region that is no region name
+        named = str(exc).replace("endpoint_url", "--endpoint-url").replace("region_name", "--region")
+        raise UsageError(named) from None
+
+
+def stream_argument(text: str) -> str:
+    """``--stream``: a stream name or ARN, as the sink takes them."""
+    from beam_kinesis_sink.stream_routes import STREAM_FORMS, is_stream
+
+    if not is_stream(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {STREAM_FORMS}")
+    return text
 
 
 def buffered_records_for(rate: Optional[float], default: int = 20_000) -> int:

@@ -235,7 +235,7 @@ def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", required=True, metavar="GLOB",
                    help="input files: a glob or a directory on any Beam filesystem (repeatable)")
     p.add_argument("--format", required=True, choices=("avro", "jsonl"), dest="input_format")
-    p.add_argument("--stream", required=True, help="stream name or ARN")
+    p.add_argument("--stream", required=True, type=common.stream_argument, help="stream name or ARN")
     p.add_argument("--partition-key", required=True, metavar="FIELD",
                    help="field holding the partition key; a dotted path reaches into nested records")
     p.add_argument("--serialize", choices=("json", "avro"), default="json",

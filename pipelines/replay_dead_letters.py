@@ -179,7 +179,8 @@ def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+", metavar="DIR_OR_GLOB",
                    help="a dead-letter directory (its *.avro files) or a glob, on any Beam filesystem")
-    p.add_argument("--stream", required=True, help="the stream to write to (name or ARN)")
+    p.add_argument("--stream", required=True, type=common.stream_argument,
+                   help="the stream to write to (name or ARN)")
     selection.add_arguments(p)
     p.add_argument("--replay-readable", action="store_true",
                    help="when some file cannot be read through (corrupt, truncated, not a dead-letter "

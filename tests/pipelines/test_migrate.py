@@ -392,6 +392,13 @@ def test_usage_errors_exit_2(
             *jsonl, "--format", "jsonl", "--progress-interval", "-1"],
         "--progress-interval: must be 0 (no progress lines) or a number of seconds, not 'nan'": [
             *jsonl, "--format", "jsonl", "--progress-interval", "nan"],
+        # each a traceback once (exit 1), the last two from a worker, once the pipeline ran
+        "argument --stream: 'a/b' is not a stream name (1 to 128 of": [
+            *jsonl, "--format", "jsonl", "--stream", "a/b"],
+        "--endpoint-url 'notaurl' is not a URL botocore can use": [
+            *jsonl, "--format", "jsonl", "--no-preflight", "--endpoint-url", "notaurl"],
+        "--region 'bad_region!' is not a region name": [
+            *jsonl, "--format", "jsonl", "--no-preflight", "--region", "bad_region!"],
     }
     for message, args in cases.items():
         try:

@@ -1,6 +1,7 @@
 """Construction-time behaviour of WriteToKinesis (no I/O)."""
 
 import pickle
+import re
 
 import apache_beam as beam
 import pytest
@@ -85,7 +86,8 @@ def test_a_record_limit_above_the_request_limit_is_refused_with_a_clear_message(
 
 @pytest.mark.parametrize("stream", ["", "has space", "x" * 129, "arn:aws:s3:::bucket", 42])
 def test_a_stream_that_is_neither_a_name_nor_an_arn_is_refused(stream):
-    with pytest.raises(ValueError, match="stream must be a stream name or ARN"):
+    forms = r"stream must be a stream name \(1 to 128 of a-z, A-Z, 0-9, _ \. -\) or a stream ARN"
+    with pytest.raises(ValueError, match=forms):
         WriteToKinesis(stream)
 
 
@@ -272,3 +274,23 @@ def test_the_request_codec_is_the_sinks_own_unless_boto3_is_asked_for():
         plain.close()
     with pytest.raises(ValueError, match="request_codec"):
         WriteToKinesis("s", request_codec="json")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"endpoint_url": "notaurl"}, "endpoint_url 'notaurl' is not a URL botocore can use"),
+    ({"endpoint_url": "http://user:pw-9@:1"}, "endpoint_url 'http://***@:1' is not a URL"),  # redacted
+    ({"sts_endpoint_url": "localhost:4566"}, "sts_endpoint_url 'localhost:4566' is not a URL"),
+    ({"region_name": "bad_region!"}, "region_name 'bad_region!' is not a region name, e.g. us-east-1"),
+])
+def test_a_client_config_botocore_would_refuse_on_the_workers_is_refused_at_construction(kwargs, message):
+    # Each one was taken, then failed the job when a worker made its client.
+    with pytest.raises(ValueError, match=re.escape(message)) as raised:
+        ClientConfig(**kwargs)
+    assert "pw-9" not in str(raised.value)
+
+
+def test_a_client_config_takes_what_botocore_takes():
+    for config in (ClientConfig(), ClientConfig(region_name="eu-west-1", endpoint_url="http://127.0.0.1:4567"),
+                   ClientConfig(endpoint_url="http://[::1]:4567/"), ClientConfig(region_name="local"),
+                   ClientConfig(endpoint_url="https://user:pw@kinesis.internal:8443/")):
+        assert config.create_client().meta.service_model.service_name == "kinesis"
