@@ -86,11 +86,13 @@ class WriteBundleFilesFn(beam.DoFn):
             file.latest = timestamp
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
-        files, self._open = self._open, {}
-        for window, file in files.items():
+        # A file leaves _open once renamed: if a later one fails, the next
+        # bundle (or teardown) removes what is left of the failed bundle.
+        for window, file in list(self._open.items()):
             file.writer.flush()
             file.handle.close()
             FileSystems.rename([partial_name(file.name)], [file.name])
+            del self._open[window]
             yield WindowedValue(file.name, file.latest, [window])
 
     def teardown(self) -> None:

@@ -170,3 +170,30 @@ def test_a_failed_bundle_leaves_no_file_and_no_partial_one(tmp_path: Path) -> No
     fn.process(to_avro(letter(2)), **at)
     fn.teardown()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rename_that_fails_leaves_no_partial_file_after_the_retry(tmp_path: Path, monkeypatch) -> None:
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.transforms.window import GlobalWindow, IntervalWindow
+    from apache_beam.utils.timestamp import Timestamp
+
+    fn = _bundle_fn(f"{tmp_path}/dead-letters")
+    for i, w in enumerate([GlobalWindow(), IntervalWindow(0, 60)]):
+        fn.process(to_avro(letter(i)), window=w, timestamp=Timestamp(i))
+    rename, calls = FileSystems.rename, []
+
+    def second_fails(sources, destinations):
+        calls.append(sources)
+        if len(calls) == 2:
+            raise OSError("the filesystem refused the rename")
+        rename(sources, destinations)
+
+    monkeypatch.setattr(FileSystems, "rename", second_fails)
+    with pytest.raises(OSError, match="refused the rename"):
+        list(fn.finish_bundle())
+    assert len(calls) == 2  # the fault fired, on the second file
+    assert sum(p.name.endswith(".partial") for p in tmp_path.iterdir()) == 1
+    fn.start_bundle()  # the runner retries the bundle
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 1 and not names[0].startswith(".")  # the first file, whole; no partial left
+    assert [x.attempts for x in read_file(str(tmp_path / names[0]))] == [0]
