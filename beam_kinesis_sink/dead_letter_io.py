@@ -19,13 +19,19 @@ from __future__ import annotations
 
 import datetime
 import logging
-import secrets
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import apache_beam as beam
 from apache_beam.io.avroio import ReadAllFromAvro, ReadFromAvro, WriteToAvro
 
-from beam_kinesis_sink.dead_letter_bundle_files import WriteBundleFilesFn
+from beam_kinesis_sink.dead_letter_writing import (
+    FILE_PREFIX,
+    FILE_SUFFIX,
+    WriteBundleFilesFn,
+    check_codec,
+    file_prefix,
+    is_directory,
+)
 from beam_kinesis_sink.records import DeadLetter
 
 _LOG = logging.getLogger(__name__)
@@ -34,9 +40,6 @@ SCHEMA_VERSION = 1
 SCHEMA_NAMESPACE = "beam_kinesis_sink.dead_letter.v1"
 SCHEMA_NAME = "DeadLetter"
 SCHEMA_FULLNAME = f"{SCHEMA_NAMESPACE}.{SCHEMA_NAME}"
-#: the default file name prefix inside a dead-letter directory
-FILE_PREFIX = "dead-letters"
-FILE_SUFFIX = ".avro"
 #: logged when ``num_shards`` is given for unbounded input, where each bundle writes its own files
 UNBOUNDED_NUM_SHARDS = (
     "WriteDeadLetters: num_shards=%s does not apply to unbounded input: each bundle writes the "
@@ -208,22 +211,6 @@ def from_avro(record: Mapping[str, Any]) -> DeadLetter:
     )
 
 
-def _is_directory(path_prefix: str) -> bool:
-    return path_prefix.endswith("/") or path_prefix.endswith("\\")
-
-
-def file_prefix(path_prefix: str) -> str:
-    """Where one pipeline's files go. A directory ``DIR/`` becomes
-    ``DIR/dead-letters-<UTC time>-<token>``, a name no other pipeline uses:
-    pipelines that write to one directory (a re-run, a daily job) keep each
-    other's dead letters, where Beam's file sink would replace the files of
-    the same name. Any other prefix is kept as given."""
-    if not _is_directory(path_prefix):
-        return path_prefix
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{path_prefix}{FILE_PREFIX}-{stamp}-{secrets.token_hex(3)}"
-
-
 class WriteDeadLetters(beam.PTransform):
     """Write a PCollection of :class:`DeadLetter` to Avro files.
 
@@ -245,7 +232,7 @@ class WriteDeadLetters(beam.PTransform):
     letters of a fixed window until the watermark passed its end: each
     bundle writes the dead letters of each window it saw to a file of its
     own, ``PREFIX-<UTC time>-<writer token>-<n>.avro``, renamed into place
-    when the bundle finishes (:mod:`beam_kinesis_sink.dead_letter_bundle_files`).
+    when the bundle finishes (:mod:`beam_kinesis_sink.dead_letter_writing`).
     ``num_shards`` does not apply there, and a bundle without dead letters
     writes no file. A bundle the runner retries after its rename writes its
     letters again: at least once, never lost.
@@ -263,9 +250,11 @@ class WriteDeadLetters(beam.PTransform):
         super().__init__(label)
         if not path_prefix:
             raise ValueError("path_prefix must not be empty")
+        check_codec(codec, DEAD_LETTER_SCHEMA,
+                    to_avro(DeadLetter("s", None, None, None, "C", "m", 0, None, 0, None, None)))
         self.file_prefix = file_prefix(path_prefix)
         # a bundle's file has a name of its own: no run part needed
-        self._bundle_prefix = path_prefix + FILE_PREFIX if _is_directory(path_prefix) else path_prefix
+        self._bundle_prefix = path_prefix + FILE_PREFIX if is_directory(path_prefix) else path_prefix
         self._num_shards = num_shards
         self._codec = codec
         self._suffix = file_name_suffix

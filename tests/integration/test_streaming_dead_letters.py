@@ -24,8 +24,8 @@ from apache_beam.testing.test_stream import TestStream as EventStream
 from apache_beam.transforms import window
 
 from beam_kinesis_sink import WriteToKinesis
-from beam_kinesis_sink.dead_letter_bundle_files import PARTIAL_SUFFIX
 from beam_kinesis_sink.dead_letter_io import UNBOUNDED_NUM_SHARDS, WriteDeadLetters, read_file
+from beam_kinesis_sink.dead_letter_writing import PARTIAL_SUFFIX
 from pipelines.common import dead_letter_files
 from tests.conftest import unique_stream
 from tests.integration.helpers import client_config, collect, collected, read_stream

@@ -114,6 +114,24 @@ def test_two_pipelines_writing_to_one_directory_keep_each_others_dead_letters(tm
     assert WriteDeadLetters(f"{tmp_path}/letters").file_prefix == f"{tmp_path}/letters"  # a prefix is kept
 
 
+@pytest.mark.parametrize("codec, why", [("nope", "unrecognized codec: nope"),
+                                        ("lz4", "you need to install one of the following libraries")])
+def test_a_codec_that_cannot_be_written_is_refused_at_construction(codec: str, why: str) -> None:
+    # It failed every dead-letter file on the workers, after the records were written.
+    pytest.importorskip("fastavro")
+    if codec == "lz4":
+        try:
+            import lz4  # noqa: F401
+
+            pytest.skip("lz4 is installed here")
+        except ImportError:
+            pass
+    with pytest.raises(ValueError, match=f"the Avro codec '{codec}' cannot be written here .*{why}"):
+        WriteDeadLetters("dl/", codec=codec)
+    for fine in ("deflate", "null", "bzip2"):
+        assert WriteDeadLetters("dl/", codec=fine).file_prefix.startswith("dl/dead-letters-")
+
+
 def test_check_file(tmp_path: Path) -> None:
     other = tmp_path / "other.avro"
     with other.open("wb") as f:
@@ -129,7 +147,7 @@ def test_check_file(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- unbounded input: a file per bundle
 def _bundle_fn(prefix: str):
-    from beam_kinesis_sink.dead_letter_bundle_files import WriteBundleFilesFn
+    from beam_kinesis_sink.dead_letter_writing import WriteBundleFilesFn
 
     fn = WriteBundleFilesFn(prefix, DEAD_LETTER_SCHEMA, "deflate", ".avro")
     fn.setup()

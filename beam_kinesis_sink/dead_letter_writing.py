@@ -1,12 +1,18 @@
-"""Dead-letter files for unbounded input: one file per bundle and window.
+"""Writing dead-letter files: their names, the codec check, and the writer
+for unbounded input (one file per bundle and window).
 
-Beam's file sinks finish their files after a ``GroupByKey``. On an unbounded
-PCollection in the global window that ``GroupByKey`` never fires (Beam
-refuses it at construction); in fixed windows it holds every dead letter
-until the watermark passes the window's end, and drops what comes later as
-late data. Neither suits dead letters, which should be on disk soon after
-the failure, and all of them.
+**Names.** :func:`file_prefix` turns a directory ``DIR/`` into
+``DIR/dead-letters-<UTC time>-<token>``, a name no other pipeline uses:
+pipelines that write to one directory (a re-run, a daily job) keep each
+other's dead letters, where Beam's file sink would replace the files of the
+same name (``dead-letters-00000-of-00001.avro``).
 
+**Unbounded input.** Beam's file sinks finish their files after a
+``GroupByKey``. On an unbounded PCollection in the global window that
+``GroupByKey`` never fires (Beam refuses it at construction); in fixed
+windows it holds every dead letter until the watermark passes the window's
+end, and drops what comes later as late data. Neither suits dead letters,
+which should be on disk soon after the failure, and all of them.
 :class:`WriteBundleFilesFn` writes the dead letters of each bundle and window
 to a file of their own, with no ``GroupByKey``, no trigger and no lateness:
 it streams them through fastavro into a hidden temporary file beside the
@@ -21,7 +27,9 @@ letters are written twice (at least once, never lost).
 from __future__ import annotations
 
 import datetime
+import io
 import logging
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Dict, Iterator, Optional
@@ -32,10 +40,44 @@ from apache_beam.transforms.window import BoundedWindow
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+#: the file name prefix inside a dead-letter directory, and the files' suffix
+FILE_PREFIX = "dead-letters"
+FILE_SUFFIX = ".avro"
 #: the suffix of a file still being written (hidden: its name starts with a dot)
 PARTIAL_SUFFIX = ".partial"
 
 _LOG = logging.getLogger(__name__)
+
+
+def is_directory(path_prefix: str) -> bool:
+    return path_prefix.endswith("/") or path_prefix.endswith("\\")
+
+
+def file_prefix(path_prefix: str) -> str:
+    """Where one pipeline's files go: ``DIR/`` becomes
+    ``DIR/dead-letters-<UTC time>-<token>`` (see above); any other prefix is
+    kept as given."""
+    if not is_directory(path_prefix):
+        return path_prefix
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{path_prefix}{FILE_PREFIX}-{stamp}-{secrets.token_hex(3)}"
+
+
+def check_codec(codec: str, schema: dict, sample: dict) -> None:
+    """Refuse, at construction, an Avro codec fastavro cannot write here (an
+    unknown name, or ``snappy``/``zstandard``/``lz4`` without their library):
+    on the workers, every file would fail, after the records were written.
+    ``sample``: a record of ``schema`` to write."""
+    import fastavro
+    from fastavro.write import Writer
+
+    try:
+        writer = Writer(io.BytesIO(), fastavro.parse_schema(schema), codec)
+        writer.write(sample)
+        writer.flush()
+    except ValueError as exc:
+        raise ValueError(f"WriteDeadLetters: the Avro codec {codec!r} cannot be written here ({exc}); "
+                         "install what it needs, or use codec='deflate' (the default) or 'null'") from None
 
 
 def partial_name(final_name: str) -> str:
