@@ -37,7 +37,7 @@ def stream_problem(stream: object) -> Optional[str]:
     if is_stream(stream):
         return None
     shown = stream if len(stream) <= 80 else stream[:80] + "..."
-    return f"the stream function returned {shown!r}, which is neither {STREAM_FORMS}"
+    return f"the stream function returned {shown!r}, which is not {STREAM_FORMS}"
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ def test_a_stream_function_is_shown_by_name_and_chooses_per_element():
     stream, problem = choose({})
     assert stream is None and "KeyError" in problem
     stream, problem = choose({"region": "not valid!"})
-    assert stream is None and "neither a stream name" in problem
+    assert stream is None and "which is not a stream name (1 to 128" in problem
 
 
 def test_transform_pickles_without_a_client_and_without_secrets_in_repr():
