@@ -1,19 +1,19 @@
-"""Element → KinesisRecord: serialisation, keys and checks. Pure.
+"""Element → KinesisRecord: keys, sizes and checks. Pure.
 
 Every element either becomes a valid :class:`KinesisRecord` (with its size)
 or a :class:`Rejection` with one of the pre-request error codes. Nothing
 raised by a user function escapes, and every text of a rejection is valid
-Unicode (it goes into a ``DeadLetter``, which is encoded as UTF-8).
+Unicode (it goes into a ``DeadLetter``, which is encoded as UTF-8). The
+default serializer, and what it says when it refuses an element, are in
+:mod:`~beam_kinesis_sink.serializer`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 from beam_kinesis_sink.limits import (
     MAX_PARTITION_KEY_CHARS,
@@ -25,209 +25,15 @@ from beam_kinesis_sink.limits import (
     normalize_partition_key,
     record_size,
 )
-from beam_kinesis_sink.messages import clip, describe, preview
+from beam_kinesis_sink.messages import describe, preview, valid_text
 from beam_kinesis_sink.records import ErrorCode, KinesisRecord
+from beam_kinesis_sink.serializer import default_serializer
+
+__all__ = ["Converted", "Converter", "FieldGetter", "KeyFn", "Rejection", "Serializer", "as_function",
+           "default_serializer"]
 
 KeyFn = Union[Callable[[Any], Any], str, None]
 Serializer = Optional[Callable[[Any], bytes]]
-
-#: most values :func:`_find_in` looks at when it explains a refused element
-_FIND_MAX_NODES = 100_000
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "_asdict"):
-        return value._asdict()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _is_record(value: Any) -> bool:
-    """A NamedTuple or a dataclass instance: written as a JSON object."""
-    return hasattr(value, "_asdict") or (dataclasses.is_dataclass(value) and not isinstance(value, type))
-
-
-def _children(path: str, value: Any) -> Iterator[Tuple[str, Any]]:
-    """(path, child) of a container, as the default serializer's JSON sees it."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield f"a key of {path}", k
-            yield f"{path}[{_safe_repr(k)}]", v
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            yield f"{path}[{i}]", v
-    elif _is_record(value):
-        for k, v in _jsonable(value).items():
-            yield f"{path}.{k}", v
-
-
-def _find_in(element: Any, bad: Callable[[Any], bool]) -> Optional[Tuple[str, Any]]:
-    """``(path, value)`` of the first value in ``element`` that is ``bad``, in
-    the order JSON encodes them (depth-first); None if there is none among the
-    first values looked at. Never raises, follows no cycle."""
-    seen: set[int] = set()
-    stack: list[Tuple[str, Any]] = [("element", element)]
-    looked = 0
-    try:
-        while stack and looked < _FIND_MAX_NODES:
-            path, value = stack.pop()
-            looked += 1
-            if bad(value):
-                return path, value
-            if isinstance(value, (str, bytes, int, float)) or value is None or id(value) in seen:
-                continue
-            seen.add(id(value))
-            stack.extend(reversed(list(_children(path, value))))
-    except Exception:
-        return None
-    return None
-
-
-def _non_finite(value: Any) -> bool:
-    return isinstance(value, float) and not math.isfinite(value)
-
-
-def _invalid_unicode(value: Any) -> bool:
-    return isinstance(value, str) and lone_surrogate(value) is not None
-
-
-#: what JSON holds as it is (bool is an int), and the containers it writes as arrays and objects
-_JSON_TYPES = (str, int, float, type(None), dict, list, tuple)
-
-
-def _not_json(value: Any) -> bool:
-    """A value the default serializer's JSON has no type for (its containers:
-    dict, list, tuple, NamedTuple, dataclass)."""
-    return not (isinstance(value, _JSON_TYPES) or _is_record(value))
-
-
-#: what to do with a value JSON has no type for, by type name
-_JSON_ADVICE = {
-    "bytes": "base64.b64encode(x).decode()",
-    "bytearray": "base64.b64encode(x).decode()",
-    "Decimal": "str(x) keeps every digit",
-    "datetime": "x.isoformat()",
-    "date": "x.isoformat()",
-    "time": "x.isoformat()",
-    "UUID": "str(x)",
-    "ndarray": "x.tolist()",
-    "set": "sorted(x) or list(x)",
-    "frozenset": "sorted(x) or list(x)",
-}
-
-
-def _no_json_type(element: Any, exc: TypeError) -> str:
-    """The message for an element the default serializer's JSON cannot encode:
-    what is where, and what to do."""
-    found = _find_in(element, _not_json)
-    if found is None:  # e.g. a dict key that is a tuple
-        return (f"the element cannot be written as JSON: {exc}; convert what JSON has no type for "
-                "before the sink, or pass a serializer of your own")
-    path, value = found
-    kind = type(value).__name__
-    if kind in _JSON_ADVICE:
-        hint = _JSON_ADVICE[kind]
-    elif hasattr(value, "item") and callable(value.item):  # a numpy scalar
-        hint = "x.item() gives the Python number"
-    else:
-        hint = "turn it into a str, number, list or dict"
-    return (f"the element holds a value of type {kind}, which JSON has no type for, at {clip(path, 80)}: "
-            f"convert it before the sink ({hint}), or pass a serializer of your own "
-            "(e.g. lambda e: json.dumps(e, default=str).encode())")
-
-
-def _safe_repr(value: Any) -> str:
-    return _valid_text(preview(value))
-
-
-def _valid_text(text: str) -> str:
-    """``text`` with any lone surrogate written as a ``\\udcff`` escape, so it
-    can be encoded as UTF-8 (into a dead letter, a log line)."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _describe(exc: BaseException) -> str:
-    """:func:`describe`, even for an exception whose ``str()`` fails."""
-    try:
-        return _valid_text(describe(exc))
-    except Exception:
-        return f"{type(exc).__name__} (its message could not be read)"
-
-
-_UNICODE_ADVICE = (
-    "decode the source with errors='replace' rather than 'surrogateescape' (or fix the data), "
-    "or pass a serializer of your own"
-)
-
-
-#: one encoder for every element (``json.dumps`` with options builds a new one per call)
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_jsonable)
-
-
-def default_serializer(element: Any) -> bytes:
-    """bytes as-is, str as UTF-8, anything else as compact JSON.
-
-    JSON is strict, as parsers other than Python's expect: a non-finite float
-    (``nan``, ``inf``, ``-inf``) is refused with a ``ValueError`` that names
-    the value and where it is (JSON has no ``NaN`` or ``Infinity``; Python's
-    ``json`` would write them, and Jackson, ``JSON.parse``, Go and most other
-    readers refuse them). Map such values to ``None`` before the sink, or pass
-    a ``serializer`` of your own that encodes them as your readers expect.
-
-    A str that is not valid Unicode (a lone surrogate, from
-    ``surrogateescape`` decoding or a JSON ``"\\ud800"`` escape), as the
-    element or anywhere in it, is refused too: it has no UTF-8 encoding.
-    NamedTuples and dataclasses are written as JSON objects.
-    """
-    if isinstance(element, bytes):
-        return element if type(element) is bytes else bytes(element)
-    if isinstance(element, (bytearray, memoryview)):
-        return bytes(element)
-    if isinstance(element, str):
-        surrogate = lone_surrogate(element)
-        if surrogate:
-            position, code_point = surrogate
-            raise ValueError(
-                f"the element is a str that is not valid Unicode: it has a lone surrogate "
-                f"({code_point}) at position {position}, so it has no UTF-8 encoding; {_UNICODE_ADVICE}"
-            )
-        return str.__str__(element).encode("utf-8")
-    if element is None:
-        raise TypeError("the element is None: there is nothing to write; filter None out before the sink "
-                        "(beam.Filter(lambda e: e is not None)) or map it to what should be written")
-    if hasattr(element, "_asdict"):
-        element = element._asdict()
-    try:
-        text = _ENCODER.encode(element)
-    except TypeError as exc:
-        raise TypeError(_no_json_type(element, exc)) from None
-    except ValueError as exc:
-        if "Out of range float" not in str(exc):
-            raise
-        found = _find_in(element, _non_finite)
-        where = f"the float {found[1]!r} at {found[0]}" if found else "a non-finite float"
-        raise ValueError(
-            f"the element is not strict JSON: it holds {where}. JSON has no NaN or Infinity and "
-            "strict parsers refuse them: map non-finite floats to None before the sink, or pass "
-            "a serializer of your own"
-        ) from None
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        found = _find_in(element, _invalid_unicode)
-        if found:
-            position, code_point = lone_surrogate(found[1]) or (0, "?")
-            where = f"the str at {found[0]} has a lone surrogate ({code_point}) at position {position}"
-        else:
-            where = "a str in it has a lone surrogate"
-        raise ValueError(
-            f"the element is not valid Unicode: {where}, so it has no UTF-8 encoding; {_UNICODE_ADVICE}"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -256,16 +62,16 @@ def _key_failure(option: str, fn: Any, exc: Exception) -> str:
     in the element gets the porting hint: Beam's own Kinesis sink takes a
     constant ``partition_key="pk"``, this one reads a field of that name."""
     if isinstance(fn, FieldGetter) and isinstance(exc, (LookupError, AttributeError)):
-        name = _valid_text(repr(fn.name))
+        name = valid_text(repr(fn.name))
         one_shard = " (every record then goes to one shard)" if option == "partition_key" else ""
         return (
-            f"the element has no field {name} ({_describe(exc)}): a str {option} is the name of "
+            f"the element has no field {name} ({describe(exc)}): a str {option} is the name of "
             f"a field to read from each element, not a constant. For one constant key, pass "
             f"{option}=lambda e: {name}{one_shard}"
         )
     if option == "partition_key":
-        return f"partition_key function failed (missing key?): {_describe(exc)}"
-    return f"{option} function failed: {_describe(exc)}"
+        return f"partition_key function failed (missing key?): {describe(exc)}"
+    return f"{option} function failed: {describe(exc)}"
 
 
 @dataclass(frozen=True)
@@ -368,8 +174,8 @@ class Converter:
             shown: Optional[str] = None,
         ) -> Rejection:
             """``shown``: the element_preview; by default the element's."""
-            return Rejection(code, _valid_text(message), data, key, None,
-                             _valid_text(preview(element) if shown is None else shown))
+            return Rejection(code, valid_text(message), data, key, None,
+                             valid_text(preview(element) if shown is None else shown))
 
         data: Optional[bytes]
         raw_key: Any
@@ -390,7 +196,7 @@ class Converter:
                 if type(data) is not bytes:
                     raise TypeError(f"serializer returned {type(data).__name__}, not bytes")
             except Exception as exc:
-                return reject(ErrorCode.SERIALIZATION_ERROR, f"serializer failed: {_describe(exc)}")
+                return reject(ErrorCode.SERIALIZATION_ERROR, f"serializer failed: {describe(exc)}")
             if self.partition_key is None and record is None:
                 return reject(ErrorCode.INVALID_PARTITION_KEY, _NO_PARTITION_KEY, data)
             try:

@@ -21,7 +21,7 @@ def clip(text: str, limit: int = PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _valid(text: str) -> str:
+def valid_text(text: str) -> str:
     """``text`` with a UTF-8 encoding (lone surrogates escaped)."""
     try:
         text.encode("utf-8")
@@ -34,7 +34,7 @@ def preview(element: Any) -> str:
     """A short repr of an element for a dead letter; never raises, and is
     always valid Unicode."""
     try:
-        text = _valid(repr(element))
+        text = valid_text(repr(element))
     except Exception as exc:  # a broken __repr__ must not crash the sink
         text = f"<{type(element).__name__}: repr failed: {type(exc).__name__}>"
     return clip(text)
@@ -43,7 +43,7 @@ def preview(element: Any) -> str:
 def describe(exc: BaseException) -> str:
     """``Type: message`` of an exception, the message clipped; never raises."""
     try:
-        text = clip(_valid(str(exc)), EXCEPTION_CHARS)
+        text = clip(valid_text(str(exc)), EXCEPTION_CHARS)
     except Exception:  # an exception whose str() raises
         text = "<str() failed>"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
