@@ -33,9 +33,9 @@ from beam_kinesis_sink.avro_single_object import decode_header, is_single_object
 from beam_kinesis_sink.messages import EXCEPTION_CHARS, clip
 from beam_kinesis_sink.sharding import UNKNOWN_SHARD
 
-from . import common, selection
-from .common import shown
+from . import common, output, selection
 from .dead_letter_files import FileReading
+from .output import shown
 from .selection import Selection, iso
 
 #: bytes of data shown in a hex preview (three characters each)
@@ -137,16 +137,16 @@ def sample_dict(letter: DeadLetter) -> dict[str, Any]:
 def to_json(report: Report, filters: dict[str, Any]) -> dict[str, Any]:
     return {
         "total": report.total,
-        "by_error_code": common.by_count(report.by_error_code),
-        "by_stream": common.by_count(report.by_stream),
-        "by_shard": common.by_count(report.by_shard),
+        "by_error_code": output.by_count(report.by_error_code),
+        "by_stream": output.by_count(report.by_stream),
+        "by_shard": output.by_count(report.by_shard),
         "shard_unknown": report.shard_unknown,
         "first_failure": iso(report.first_failure),
         "last_failure": iso(report.last_failure),
         "max_attempts": report.max_attempts,
         "filters": filters,
         "filtered_out": report.filtered_out,
-        "codes_left_out": common.by_count(report.codes_left_out),
+        "codes_left_out": output.by_count(report.codes_left_out),
         "files_read": report.files_read,
         "file_errors": [{"file": f, "error": e} for f, e in report.file_errors],
         "samples": {
@@ -174,13 +174,13 @@ def to_text(report: Report, filters: dict[str, Any]) -> str:
         lines.append(f"filters: {described} ({report.filtered_out:,} left out)")
     unmatched = [code for code in filters.get("error_code") or () if not report.by_error_code.get(code)]
     if unmatched:
-        present = common.counted(report.codes_left_out)
+        present = output.counted(report.codes_left_out)
         lines.append(f"no selected dead letter has error code {', '.join(unmatched)}"
                      + (f"; the codes --error-code left out: {present}" if present else ""))
     lines.append("")
-    lines += _table("by error code", common.by_count(report.by_error_code))
-    lines += _table("by stream", common.by_count(report.by_stream))
-    lines += _table("by shard", common.by_count(report.by_shard), ("(shard unknown)", report.shard_unknown))
+    lines += _table("by error code", output.by_count(report.by_error_code))
+    lines += _table("by stream", output.by_count(report.by_stream))
+    lines += _table("by shard", output.by_count(report.by_shard), ("(shard unknown)", report.shard_unknown))
     lines.append(f"first failure  {iso(report.first_failure) or '-'}")
     lines.append(f"last failure   {iso(report.last_failure) or '-'}")
     lines.append(f"max attempts   {report.max_attempts}")
@@ -265,7 +265,7 @@ def _inspect(args: argparse.Namespace, chosen: Selection) -> int:
     else:
         print(to_text(report, filters))
     for path, reason in report.file_errors:
-        common.eprint(f"inspect_dead_letters: {path}: {reason}")
+        output.eprint(f"inspect_dead_letters: {path}: {reason}")
     return 1 if report.file_errors else common.EXIT_OK
 
 

@@ -42,7 +42,7 @@ from beam_kinesis_sink.dead_letter_io import file_prefix
 from beam_kinesis_sink.limits import check_partition_key, normalize_explicit_hash_key
 from beam_kinesis_sink.messages import describe, preview
 
-from . import common, launch, progress, sources
+from . import common, launch, output, progress, sources
 from .values import (
     MissingField,
     NotAScalar,
@@ -259,7 +259,7 @@ def _preflight(config: ClientConfig, stream: str) -> None:
         where = config.endpoint_url or "AWS"
         raise common.UsageError(f"stream {stream!r} does not exist ({where})") from check.error
     if check.error is not None:
-        common.eprint(f"migrate: warning: could not check the stream: {describe(check.error)}")
+        output.eprint(f"migrate: warning: could not check the stream: {describe(check.error)}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -297,7 +297,7 @@ def _run(p: argparse.ArgumentParser, args: argparse.Namespace, beam_args: list[s
     )
     write = WriteOptions(config, per_worker_rate, rate_limit=not args.no_rate_limit)
 
-    common.eprint(
+    output.eprint(
         f"migrate: {len(files):,} file(s) ({args.input_format}) -> stream {args.stream} "
         f"as {args.serialize}; dead letters under {dead_letter_dir}"
         + (f"; capped at {args.max_records_per_second:,g} records/s "
@@ -320,17 +320,17 @@ def _summary(
     written = counts.get(progress.WRITTEN, 0)
     unreadable = counts.get(progress.FILES_UNREADABLE, 0)
     blank = counts.get(progress.BLANK_LINES, 0)
-    by_code = common.with_prefix(counts, progress.DEAD_PREFIX)
-    schemas = common.with_prefix(counts, progress.SCHEMA_PREFIX)
-    row = common.row
+    by_code = output.with_prefix(counts, progress.DEAD_PREFIX)
+    schemas = output.with_prefix(counts, progress.SCHEMA_PREFIX)
+    row = output.row
     lines = [
         f"migrate: finished in {elapsed:,.1f} s",
         row("files", len(files), f"({unreadable:,} unreadable)" if unreadable else ""),
         row("records read", read, f"({blank:,} blank lines skipped)" if blank else ""),
-        row("records written", written, f"(mean {common.format_rate(written, elapsed)})"),
+        row("records written", written, f"(mean {output.format_rate(written, elapsed)})"),
         row("records dead-lettered", counts.get(progress.DEAD, 0)),
     ]
-    lines += common.count_lines(by_code)
+    lines += output.count_lines(by_code)
     if schemas:
         lines.append("  Avro writer schemas (CRC-64-AVRO fingerprint: records)")
         lines += [f"    {fp}: {n:,}" for fp, n in sorted(schemas.items())]
@@ -338,10 +338,10 @@ def _summary(
     print("\n".join(lines + listing), flush=True)
 
     if unreadable and unreadable == len(files) and read == 0:
-        common.eprint("migrate: no input file could be read (wrong --format?); see the dead letters")
+        output.eprint("migrate: no input file could be read (wrong --format?); see the dead letters")
         return common.EXIT_USAGE
     if dead:
-        common.eprint(
+        output.eprint(
             f"migrate: {dead:,} record(s) dead-lettered; inspect them with: "
             f"{common.command('inspect_dead_letters')} {dead_letter_dir}"
         )

@@ -56,7 +56,7 @@ from beam_kinesis_sink.client import ClientConfig
 from beam_kinesis_sink.dead_letter_io import ReadDeadLetters, file_prefix
 from beam_kinesis_sink.messages import clip
 
-from . import common, dead_letter_files, launch, progress, selection
+from . import common, dead_letter_files, launch, output, progress, selection
 from .selection import Selection
 from .writing import WriteOptions, count_and_store, write_and_count
 
@@ -196,7 +196,7 @@ def parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 def _warn_if_missing(config: ClientConfig, stream: str) -> None:
     if common.check_stream(config, stream).missing:
-        common.eprint(
+        output.eprint(
             f"replay: warning: stream {stream!r} does not exist: every record will be dead-lettered "
             "again with ResourceNotFoundException"
         )
@@ -226,7 +226,7 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     rate, _ = common.per_worker_rate(args.max_records_per_second, options)
     config_progress = progress.ProgressConfig(args.progress_interval, "replay")
     read = len(found.whole) + len(found.readable_parts)
-    common.eprint(
+    output.eprint(
         f"replay: {read:,} file(s) -> stream {args.stream}"
         + (f" (error codes: {', '.join(sorted(chosen.error_codes))})" if chosen.error_codes else "")
         + (f" (failed since {selection.iso(chosen.since_micros)})" if chosen.since_micros is not None else "")
@@ -255,11 +255,11 @@ def _read_through(
     if found.broken:
         broken = f"{len(found.broken):,} of {len(files):,} file(s)"
         if replay_readable or nothing:
-            common.eprint(f"replay: skipping what cannot be read in {broken}:")
+            output.eprint(f"replay: skipping what cannot be read in {broken}:")
         else:
-            common.eprint(f"replay: {broken} cannot be read through, so nothing is written:")
+            output.eprint(f"replay: {broken} cannot be read through, so nothing is written:")
         for reading in found.broken:
-            common.eprint(f"  {reading.describe()}")
+            output.eprint(f"  {reading.describe()}")
     if nothing:
         raise common.UsageError("no readable dead-letter file among " + ", ".join(paths))
     if found.broken and not replay_readable:
@@ -276,13 +276,13 @@ def _check_selection(chosen: Selection, found: dead_letter_files.ReadThrough) ->
     a UsageError says why, so that replaying nothing is not taken for
     replaying everything."""
     files = f"the {len(found.whole) + len(found.broken):,} file(s)"
-    held = common.counted(found.codes) or "none (no dead letters)"
+    held = output.counted(found.codes) or "none (no dead letters)"
     missing = sorted(code for code in chosen.error_codes if not found.codes.get(code))
     if missing:
         what = f"no dead letter in {files} has error code {', '.join(missing)}; the codes they hold: {held}"
         if len(missing) == len(chosen.error_codes):
             raise common.UsageError(f"{what}. Nothing was written")
-        common.eprint(f"replay: warning: {what}")
+        output.eprint(f"replay: warning: {what}")
     if chosen.since_micros is not None and found.letters and not found.selected:
         codes = f" with error code {', '.join(sorted(chosen.error_codes))}" if chosen.error_codes else ""
         latest = selection.iso(found.latest_failure(chosen.error_codes))
@@ -298,23 +298,23 @@ def _summary(finished: launch.Finished, dead_letter_prefix: str, unread_files: i
     written = counts.get(progress.WRITTEN, 0)
     not_replayable = counts.get(NOT_REPLAYABLE, 0)
     filtered = counts.get(FILTERED_OUT, 0)
-    by_code = common.with_prefix(counts, progress.DEAD_PREFIX)
+    by_code = output.with_prefix(counts, progress.DEAD_PREFIX)
     reasons = {
-        k.replace("_", " "): v for k, v in common.with_prefix(counts, progress.NOT_REPLAYABLE_PREFIX).items()
+        k.replace("_", " "): v for k, v in output.with_prefix(counts, progress.NOT_REPLAYABLE_PREFIX).items()
     }
-    row = common.row
+    row = output.row
     lines = [
         f"replay: finished in {elapsed:,.1f} s",
         row("dead letters selected", selected,
             f"({filtered:,} left out by {chosen.flags()})" if filtered else ""),
         row("replayed", replayed),
-        row("written", written, f"(mean {common.format_rate(written, elapsed)})"),
+        row("written", written, f"(mean {output.format_rate(written, elapsed)})"),
         row("dead-lettered again", counts.get(progress.DEAD, 0)),
     ]
-    lines += common.count_lines(by_code)
+    lines += output.count_lines(by_code)
     stay = "(they stay in the source files)" if not_replayable else ""
     lines.append(row("not replayable", not_replayable, stay))
-    lines += common.count_lines(reasons)
+    lines += output.count_lines(reasons)
     if unread_files:
         note = "(only their readable dead letters, see above)"
         lines.append(row("files not read through", unread_files, note))

@@ -13,7 +13,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
-from pipelines import common, launch, progress
+from pipelines import common, launch, output, progress
 
 
 def test_region_flag_and_dataflow_region() -> None:
@@ -248,7 +248,7 @@ def test_portable_jobs_are_read_from_their_job_service_or_once_at_the_end() -> N
 
 def test_eprint_keeps_its_lines_and_escapes_what_a_terminal_acts_on(capsys: pytest.CaptureFixture) -> None:
     # e.g. a file name, or a schema name read from a file's header, in an error line
-    common.eprint("replay: 1 file(s) cannot be read:\n  dl/\x1b[2Jx.avro: its schema is a\rb\u202e", "é")
+    output.eprint("replay: 1 file(s) cannot be read:\n  dl/\x1b[2Jx.avro: its schema is a\rb\u202e", "é")
     assert capsys.readouterr().err == (
         "replay: 1 file(s) cannot be read:\n  dl/\\x1b[2Jx.avro: its schema is a\\rb\\u202e é\n"
     )

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from beam_kinesis_sink import DeadLetter, ErrorCode
 from beam_kinesis_sink.avro_single_object import SingleObjectEncoder, schema_fingerprint
 from beam_kinesis_sink.dead_letter_io import WriteDeadLetters
-from pipelines.common import shown
 from pipelines.inspect_dead_letters import Report, describe_data, to_text
+from pipelines.output import shown
 from pipelines.selection import parse_since
 from tests.pipelines.conftest import Run
 
