@@ -132,10 +132,13 @@ class NotADeadLetterError(ValueError):
 
 
 def micros_to_datetime(micros: int) -> datetime.datetime:
+    """Microseconds since the Unix epoch as an aware UTC datetime."""
     return _EPOCH + datetime.timedelta(microseconds=micros)
 
 
-def _to_micros(value: Any) -> Optional[int]:
+def to_micros(value: Any) -> Optional[int]:
+    """A datetime (naive means UTC) or a number as microseconds since the Unix
+    epoch; None stays None."""
     if value is None:
         return None
     if isinstance(value, datetime.datetime):
@@ -194,7 +197,7 @@ def from_avro(record: Mapping[str, Any]) -> DeadLetter:
             f"dead-letter schema version {version} is not supported (this code reads {SCHEMA_VERSION})"
         )
     data = record.get("data")
-    failed_at = _to_micros(record["failed_at_micros"])
+    failed_at = to_micros(record["failed_at_micros"])
     assert failed_at is not None
     return DeadLetter(
         stream=record["stream"],
@@ -206,7 +209,7 @@ def from_avro(record: Mapping[str, Any]) -> DeadLetter:
         attempts=int(record["attempts"]),
         shard_id=record.get("shard_id"),
         failed_at_micros=failed_at,
-        element_timestamp_micros=_to_micros(record.get("element_timestamp_micros")),
+        element_timestamp_micros=to_micros(record.get("element_timestamp_micros")),
         element_preview=record.get("element_preview"),
     )
 

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from beam_kinesis_sink import DeadLetter
-from beam_kinesis_sink.dead_letter_io import micros_to_datetime
+from beam_kinesis_sink.dead_letter_io import micros_to_datetime, to_micros
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 ERROR_CODE = "error_code"
 SINCE = "since"
@@ -106,4 +105,4 @@ def _since_micros(text: Optional[str], now: Optional[datetime.datetime]) -> Opti
         since = parse_since(text, now)
     except ValueError as exc:
         raise ValueError(f"--since: {exc}") from None
-    return (since - _EPOCH) // datetime.timedelta(microseconds=1)
+    return to_micros(since)
