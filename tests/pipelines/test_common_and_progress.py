@@ -7,13 +7,14 @@ import io
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 from pipelines import common, launch, output, progress
+from tests.pipelines.conftest import Run
 
 
 def test_region_flag_and_dataflow_region() -> None:
@@ -252,3 +253,13 @@ def test_eprint_keeps_its_lines_and_escapes_what_a_terminal_acts_on(capsys: pyte
     assert capsys.readouterr().err == (
         "replay: 1 file(s) cannot be read:\n  dl/\\x1b[2Jx.avro: its schema is a\\rb\\u202e é\n"
     )
+
+
+@pytest.mark.parametrize("module", ["migrate", "inspect_dead_letters", "replay_dead_letters"])
+def test_the_commands_do_not_print_beams_apitools_warning(cli: Callable[..., Run], module: str) -> None:
+    """Beam's io package, imported without its GCP extras, warns that
+    "apitools not found": nothing these commands use, and the first line an
+    on-call engineer would read. ``--version`` imports the whole command."""
+    run = cli(module, "--version")
+    assert run.returncode == 0 and run.stdout.strip(), run
+    assert "apitools" not in run.stderr, run
