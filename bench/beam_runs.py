@@ -57,9 +57,14 @@ def run_pipeline(n: int, run: str, end: beam.PTransform) -> float:
     return time.monotonic() - start
 
 
+def sink_config(endpoint: LoopbackEndpoint) -> ClientConfig:
+    """The sink's client settings for ``endpoint``."""
+    return ClientConfig(region_name=REGION, endpoint_url=endpoint.endpoint_url)
+
+
 def variants(endpoint: LoopbackEndpoint) -> Dict[str, tuple[float, End]]:
     """Each variant: the endpoint's added latency (ms), and its last step."""
-    config = ClientConfig(region_name=REGION, endpoint_url=endpoint.endpoint_url)
+    config = sink_config(endpoint)
 
     def sink() -> beam.PTransform:
         return WriteToKinesis(STREAM, client_config=config, rate_limit=False)

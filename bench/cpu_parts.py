@@ -12,7 +12,10 @@ shared machine's other work does not count):
    DirectRunner), and of the whole process (the sink's pool threads too).
    The least of two runs each (construction and start-up included, as in
    ``python -m bench``), and the sink's and the bare loop's above the
-   no-op's.
+   no-op's. The sink runs twice over: as ``python -m bench`` runs it, and
+   with one call in flight (``max_in_flight=1``), which shows what its
+   concurrent calls cost in CPU; a second table gives each pipeline's
+   voluntary context switches per PutRecords call (``getrusage``).
 2. **One PutRecords call of 500 records**, in one thread: boto3's
    ``put_records`` against the sink's codec
    (:class:`~beam_kinesis_sink.direct_put_records.DirectPutRecords`); and
@@ -27,7 +30,7 @@ shared machine's other work does not count):
    the engine's own bookkeeping per record, in the bundle's thread (the
    least of three runs). The quickest A/B of a change to the per-record path.
 
-It prints a Markdown table of µs per record. The figures are for reading
+It prints a Markdown table of µs per record, and the table of context switches. The figures are for reading
 where the time goes; the ratios against baselines are ``python -m bench``'s.
 """
 
@@ -59,23 +62,44 @@ def _thread_us_per(fn: Callable[[], object], repeats: int, per: int) -> float:
     return (time.thread_time() - start) / repeats / per * 1e6
 
 
-def pipelines(endpoint: LoopbackEndpoint, records: int) -> Dict[str, Tuple[float, float]]:
-    """{variant: (bundle thread µs/record, process µs/record)}, the least of two runs."""
+#: the sink's pipeline with one call in flight (``max_in_flight=1``): what its pool threads cost
+ONE_CALL = "sink with max_in_flight=1"
+
+
+def pipelines(endpoint: LoopbackEndpoint,
+              records: int) -> Tuple[Dict[str, Tuple[float, float]], Dict[str, float]]:
+    """{variant: (bundle thread µs/record, process µs/record)}, the least of
+    two runs; and {variant: voluntary context switches of the process per
+    PutRecords call} of the same runs (the least)."""
+    import resource
+
+    from beam_kinesis_sink import WriteToKinesis
     from bench import beam_runs
 
-    variants = beam_runs.variants(endpoint)
+    ends = {name: end for name, (_, end) in beam_runs.variants(endpoint).items()
+            if name in ("noop", "sink", "bare")}
+    config = beam_runs.sink_config(endpoint)
+    ends[ONE_CALL] = lambda: WriteToKinesis(beam_runs.STREAM, client_config=config, rate_limit=False,
+                                            max_in_flight=1)
     found: Dict[str, Tuple[float, float]] = {}
-    for name in ("noop", "sink", "bare"):
-        end = variants[name][1]
+    switches: Dict[str, float] = {}
+    for name, end in ends.items():
         beam_runs.run_pipeline(min(records, 2_000), f"{name}-warm", end())
-        runs = []
+        runs, per_call = [], []
         for round_no in range(2):
+            endpoint.configure(latency_ms=0.0)  # resets its counts
             thread0, process0 = time.thread_time(), time.process_time()
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
             beam_runs.run_pipeline(records, f"{name}-{round_no}", end())
             runs.append(((time.thread_time() - thread0) / records * 1e6,
                          (time.process_time() - process0) / records * 1e6))
+            calls = endpoint.stats().put_records_calls
+            if calls:
+                per_call.append((resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - before) / calls)
         found[name] = min(runs)
-    return found
+        if per_call:
+            switches[name] = min(per_call)
+    return found, switches
 
 
 def one_call(endpoint_url: str, calls: int) -> Tuple[Dict[str, float], float]:
@@ -206,6 +230,13 @@ def engine_alone(records: int) -> float:
     return min(runs)
 
 
+def switches_table(switches: Dict[str, float]) -> str:
+    lines = ["| pipeline ending in | voluntary context switches of the process per PutRecords call |",
+             "|---|---|"]
+    lines += [f"| {name} | {per_call:.1f} |" for name, per_call in switches.items()]
+    return "\n".join(lines)
+
+
 def table(found: Dict[str, Tuple[float, float]], call: Dict[str, float], fixed_us: float,
           parts: Dict[str, float], engine_us: float) -> str:
     lines = ["| what | CPU µs per record |", "|---|---|"]
@@ -237,13 +268,15 @@ def main(argv: List[str] | None = None) -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     with start_loopback_endpoint(shards=4, log_dir=Path(tempfile.mkdtemp(prefix="bench-cpu-parts-"))) as ep:
-        found = pipelines(ep, args.records)
+        found, switches = pipelines(ep, args.records)
         call, fixed_us = one_call(ep.endpoint_url, args.calls)
     parts = steps(max(1, args.calls * 2))
     engine_us = engine_alone(args.records)
     print(f"### python -m bench.cpu_parts, {time.strftime('%Y-%m-%d %H:%M')}, {args.records:,} records per "
           f"pipeline, {args.calls} calls per client\n")
     print(table(found, call, fixed_us, parts, engine_us))
+    print()
+    print(switches_table(switches))
     return 0
 
 

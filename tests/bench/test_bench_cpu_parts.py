@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cpu_parts import ENGINE_ROW, ONE_RECORD_ROW
+from bench.cpu_parts import ENGINE_ROW, ONE_CALL, ONE_RECORD_ROW
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +24,12 @@ def test_every_part_is_measured_and_the_pool_threads_count_in_the_process():
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         if line.startswith("| ") and len(cells) == 2 and cells[1][:1].isdigit():
             rows[cells[0]] = float(cells[1])
-    for name in ("noop", "sink", "bare"):
+    for name in ("noop", "sink", "bare", ONE_CALL):
         assert rows[f"pipeline ending in {name}: the bundle's thread"] > 0
+    # the second table: the context switches per call of each pipeline that made calls
+    for name in ("sink", "bare", ONE_CALL):
+        assert rows[name] > 0, name
+    assert "noop" not in rows  # it makes no call
     # the sink's calls run on its pool threads: the process did more than the bundle's thread
     assert (rows["pipeline ending in sink: the whole process"]
             > rows["pipeline ending in sink: the bundle's thread"])
