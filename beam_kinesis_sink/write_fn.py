@@ -200,6 +200,7 @@ class _WriteFn(_WriterDoFn):
         rejections) to the engine, each with its element's windowed value as
         its context."""
         writer = self._open()
+        writer.let_calls_run()  # once per chunk: the answered calls finish now
         pending, self._pending = self._pending, []
         settings = self.settings
         context_of = self._context_of

@@ -171,6 +171,18 @@ class KinesisWriter:
         if not touched:
             self._after_add(None, route, now)
 
+    def let_calls_run(self) -> None:
+        """With calls in flight, hand the GIL to their pool threads for a
+        moment (a zero-second sleep): a thread whose answer has arrived then
+        reads and parses it now, rather than waiting for the interpreter to
+        force the bundle's thread off the GIL (its switch interval, 5 ms).
+        The DoFn calls this between chunks of elements. Calls then end
+        sooner, so fewer are in flight at once, and fewer threads contend
+        for the GIL: on the fast loopback endpoint, about a quarter fewer
+        context switches and a sixth less CPU per record (docs/benchmarks.md)."""
+        if len(self._submitter):
+            self._sleep(0)
+
     def reject(self, rejection: Rejection, context: Any = None,
                element_timestamp_micros: Optional[int] = None, stream: Optional[str] = None) -> None:
         """Route an element refused before any request to the same outcomes."""

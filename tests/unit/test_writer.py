@@ -261,6 +261,28 @@ def test_back_pressure_bounds_the_buffer(chunk):
     assert writer.buffers.peak_records <= 1001
 
 
+def test_let_calls_run_hands_over_the_gil_only_while_calls_are_in_flight():
+    release = threading.Event()
+
+    def held(call, recs):
+        release.wait(5)
+        return [None] * len(recs)
+
+    slept = []
+    writer = KinesisWriter(FakeKinesis(held), "s", options(limits=Limits(max_records_per_request=1)),
+                           sleep=slept.append)
+    writer.let_calls_run()
+    assert slept == []  # nothing in flight: no sleep, not even of zero seconds
+    for record in records(10):
+        writer.add(record, len(record.data) + len(record.partition_key))
+    assert len(writer._submitter) >= 1  # a full request went out, and its call is held
+    writer.let_calls_run()
+    assert slept == [0]
+    release.set()
+    writer.flush(10)
+    assert writer.buffered_records == 0
+
+
 def test_flush_deadline_dead_letters_what_is_left_and_returns():
     release = threading.Event()
 
