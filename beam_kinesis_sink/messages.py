@@ -11,6 +11,8 @@ from typing import Any, Iterable, Optional
 PREVIEW_CHARS = 200
 #: longest text quoted from an exception
 EXCEPTION_CHARS = 300
+#: longest dead-letter message quoted in a report (a service's words, then what to do)
+MESSAGE_CHARS = 600
 
 _ACCESS_KEY_RE = re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}\b")
 _URL_USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")

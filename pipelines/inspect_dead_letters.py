@@ -30,7 +30,7 @@ from typing import Any, Optional, Sequence
 
 from beam_kinesis_sink import DeadLetter
 from beam_kinesis_sink.avro_single_object import decode_header, is_single_object
-from beam_kinesis_sink.messages import EXCEPTION_CHARS, clip
+from beam_kinesis_sink.messages import MESSAGE_CHARS, clip
 from beam_kinesis_sink.sharding import UNKNOWN_SHARD
 
 from . import common, output, selection
@@ -196,7 +196,7 @@ def to_text(report: Report, filters: dict[str, Any]) -> str:
                     f"  key {_field(s['partition_key'])}  shard {_field(s['shard_id'])}"
                     f"  attempts {s['attempts']}"
                 )
-                lines.append(f"      message: {clip(shown(s['error_message']), EXCEPTION_CHARS)}")
+                lines.append(f"      message: {clip(shown(s['error_message']), MESSAGE_CHARS)}")
                 if s["element_preview"]:
                     lines.append(f"      from:    {clip(shown(s['element_preview']))}")
                 if letter.data is None:

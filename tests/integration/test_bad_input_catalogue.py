@@ -12,6 +12,7 @@ import apache_beam as beam
 import pytest
 
 from beam_kinesis_sink import ClientConfig, ErrorCode, KinesisRecord, WriteToKinesis
+from beam_kinesis_sink.classifier import FATAL_ADVICE
 from beam_kinesis_sink.testing.fault_front import FaultConfig, FaultFront
 from tests.conftest import unique_stream
 from tests.integration.helpers import collect, collected, read_stream
@@ -131,6 +132,9 @@ def test_stream_level_errors_are_dead_lettered(kinesalite, front, tmp_path, case
     assert not written
     assert len(dead) == len(GOOD) and {d.error_code for d in dead} == {expected}
     assert all(d.data is not None and d.attempts == 1 for d in dead)  # replayable, not retried
+    # The service's words, then what to do about them.
+    assert all(d.error_message.endswith(": " + FATAL_ADVICE[expected]) and len(d.error_message) > len(
+        FATAL_ADVICE[expected]) + 2 for d in dead), dead[0].error_message
     if case_id == "access-denied":
         assert after.access_denied > before.access_denied  # the front really denied it
         assert read_stream(kinesalite, stream) == {"shardId-000000000000": [], "shardId-000000000001": []}

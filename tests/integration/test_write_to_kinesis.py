@@ -244,6 +244,7 @@ def test_missing_stream_goes_to_dead_letters_or_fails_when_asked(kinesalite, tmp
             )
     assert "ResourceNotFoundException" in str(info.value)
     assert "no-such-stream" in str(info.value)
+    assert "check the stream's name or ARN" in str(info.value)  # what to do, in the error too
     assert FatalStreamError.__name__ in repr(info.value) or "on_fatal_error" in str(info.value)
 
 

@@ -7,7 +7,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beam_kinesis_sink.classifier import Verdict, judge_answer, judge_failure
+from beam_kinesis_sink.classifier import (
+    FATAL_ADVICE,
+    FATAL_CODES,
+    Verdict,
+    classify_exception,
+    classify_record_error,
+    classify_service_error,
+    judge_answer,
+    judge_failure,
+)
 from beam_kinesis_sink.records import ErrorCode
 from tests.unit.fakes import client_error
 
@@ -25,7 +34,9 @@ KMS = {"ErrorCode": "KMSAccessDeniedException", "ErrorMessage": "no key"}
          Verdict(written=((0, OK["ShardId"], "49"),),
                  retry=((1, "ProvisionedThroughputExceededException", "slow down"),),
                  throttled=1, feedback=0.5)),
-        ({"Records": [KMS]}, 1, Verdict(dead=((0, "KMSAccessDeniedException", "no key"),), feedback=0.0)),
+        ({"Records": [KMS]}, 1, Verdict(dead=((0, "KMSAccessDeniedException",
+                                              "no key: " + FATAL_ADVICE["KMSAccessDeniedException"]),),
+                                        feedback=0.0)),
         ({"Records": [{"ErrorCode": "InternalFailure"}]}, 1,
          Verdict(retry=((0, "InternalFailure", ""),), feedback=0.0)),
     ],
@@ -77,7 +88,7 @@ def test_an_entry_without_sequence_number_and_shard_is_never_a_receipt(entry):
         (ConnectionResetError("reset"), ErrorCode.CONNECTION_ERROR, 0, None, None),
         (client_error("ValidationException"), None, 0, (range(0, 2), range(2, 3)), None),
         (client_error("ResourceNotFoundException", "gone"), None, 0, None,
-         ("ResourceNotFoundException", "gone")),
+         ("ResourceNotFoundException", "gone: " + FATAL_ADVICE["ResourceNotFoundException"])),
     ],
 )
 def test_failed_calls(exc, retry_code, throttled, split, fatal):
@@ -135,3 +146,23 @@ def test_every_answer_gives_each_record_exactly_one_fate(answer, count):
     for _, code, message in verdict.retry + verdict.dead:
         assert isinstance(code, str) and code and isinstance(message, str)
     assert 0.0 <= (verdict.feedback or 0.0) <= 1.0
+
+
+def test_every_stream_level_code_says_what_to_do_after_the_services_own_words():
+    assert set(FATAL_ADVICE) == FATAL_CODES
+    for code in sorted(FATAL_CODES):
+        for classified in (classify_service_error(code, "the service's words", 400),
+                           classify_record_error(code, "the service's words")):
+            assert classified.error_code == code
+            assert classified.error_message == f"the service's words: {FATAL_ADVICE[code]}"
+        assert classify_service_error(code, "", 400).error_message == FATAL_ADVICE[code]
+
+
+def test_botocore_credential_and_region_errors_say_what_to_do():
+    from botocore import exceptions as bx
+
+    for exc in (bx.NoCredentialsError(), bx.PartialCredentialsError(provider="env", cred_var="AWS_SECRET"),
+                bx.NoRegionError()):
+        classified = classify_exception(exc)
+        assert classified.error_code == type(exc).__name__
+        assert classified.error_message == f"{exc}: {FATAL_ADVICE[type(exc).__name__]}"
