@@ -103,7 +103,10 @@ def normalize_partition_key(key: object) -> Tuple[Optional[str], Optional[Proble
     ``str`` enum, say) becomes its plain str value.
     """
     if key is None:
-        return None, (ErrorCode.INVALID_PARTITION_KEY, "partition key is missing (None)")
+        return None, (ErrorCode.INVALID_PARTITION_KEY,
+                      "partition key is missing (None): give every element one (for example a "
+                      "fallback in the key function, partition_key=lambda e: e.get('id') or 'none'), "
+                      "or filter out the elements without one before the sink")
     if not isinstance(key, str):
         return None, (
             ErrorCode.INVALID_PARTITION_KEY,
@@ -117,13 +120,14 @@ def normalize_partition_key(key: object) -> Tuple[Optional[str], Optional[Proble
         except Exception:  # a str lookalike that is not one
             return None, (
                 ErrorCode.INVALID_PARTITION_KEY,
-                f"partition key must be a str, got {type(key).__name__}",
+                f"partition key must be a str, got {type(key).__name__}: make it a plain str",
             )
     if not key:
         return None, (
             ErrorCode.INVALID_PARTITION_KEY,
             f"partition key is empty; it needs 1 to {MAX_PARTITION_KEY_CHARS} characters "
-            "(UTF-16 code units)",
+            "(UTF-16 code units): give every element a non-empty key (for example a fallback "
+            "in the key function), or filter out the others before the sink",
         )
     if key.isascii() and len(key) <= MAX_PARTITION_KEY_CHARS:
         return key, None  # the common case: no surrogate, one code unit a character
@@ -143,7 +147,8 @@ def normalize_partition_key(key: object) -> Tuple[Optional[str], Optional[Proble
             ErrorCode.INVALID_PARTITION_KEY,
             f"partition key has {units} UTF-16 code units; at most {MAX_PARTITION_KEY_CHARS} are "
             "allowed (a character outside the Basic Multilingual Plane, such as an emoji, "
-            "counts as 2)",
+            "counts as 2): shorten it; a digest of it, such as hashlib.md5(key.encode()).hexdigest(), "
+            "keeps each key's records together",
         )
     return key, None
 

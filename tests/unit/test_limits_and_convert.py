@@ -368,3 +368,17 @@ def test_a_key_that_is_not_a_str_says_how_to_make_it_one(key):
     assert isinstance(result, Rejection) and result.error_code == ErrorCode.INVALID_PARTITION_KEY
     assert result.error_message.startswith(f"partition key must be a str, got {type(key).__name__}: ")
     assert "partition_key=lambda e: str(e[...])" in result.error_message
+
+
+@pytest.mark.parametrize("key, remedy", [
+    (None, "give every element one"),
+    ("", "give every element a non-empty key"),
+    ("k" * 257, "shorten it"),
+    ("\U0001f600" * 129, "shorten it"),
+])
+def test_a_refused_partition_key_says_what_to_do(key, remedy):
+    key_out, problem = normalize_partition_key(key)
+    assert key_out is None and problem is not None
+    code, message = problem
+    assert code == ErrorCode.INVALID_PARTITION_KEY
+    assert remedy in message, message
