@@ -185,7 +185,10 @@ class Converter:
             if not isinstance(data, (bytes, bytearray)):
                 key, _ = normalize_partition_key(raw_key)
                 return reject(ErrorCode.SERIALIZATION_ERROR,
-                              f"KinesisRecord.data must be bytes, got {type(data).__name__}", key=key)
+                              f"KinesisRecord.data must be bytes, got {type(data).__name__}: make it "
+                              "bytes where the record is made (for a str, text.encode('utf-8')), "
+                              "or pass a serializer, which the sink applies to KinesisRecord.data",
+                              key=key)
             data = bytes(data)
         else:
             source = record.data if record is not None else element

@@ -382,3 +382,12 @@ def test_a_refused_partition_key_says_what_to_do(key, remedy):
     code, message = problem
     assert code == ErrorCode.INVALID_PARTITION_KEY
     assert remedy in message, message
+
+
+def test_a_kinesis_record_with_str_data_says_how_to_fix_it_and_the_fix_works():
+    rejected = Converter().convert(KinesisRecord("text", "k"))
+    assert isinstance(rejected, Rejection) and rejected.error_code == ErrorCode.SERIALIZATION_ERROR
+    assert "text.encode('utf-8')" in rejected.error_message and "serializer" in rejected.error_message
+    assert rejected.partition_key == "k"  # the letter keeps the record's key, for a replay
+    fixed = Converter(serializer=lambda text: text.encode("utf-8")).convert(KinesisRecord("text", "k"))
+    assert isinstance(fixed, Converted) and fixed.record == KinesisRecord(b"text", "k")
