@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable, List, NamedTuple, Sequence, Tuple
 
+from beam_kinesis_sink.advice import gave_up
 from beam_kinesis_sink.shard_buffers import Item
 
 
@@ -98,7 +99,8 @@ def plan_retries(failures: Sequence[Failure], now: float, policy: RetryPolicy, b
             retry.append(item)
         else:
             give_up.append(
-                (item, f"{item.last_message} (gave up after {item.attempts} attempts, {elapsed:.1f}s)")
+                (item, f"{item.last_message} (gave up after {item.attempts} attempts, {elapsed:.1f}s): "
+                       f"{gave_up(item.last_code)}")
             )
     if retry:
         first_ready = min(item.not_before for item in retry)

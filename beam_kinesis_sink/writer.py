@@ -28,6 +28,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Tuple
 
 from beam_kinesis_sink import metrics as m
+from beam_kinesis_sink.advice import DEADLINE_ADVICE
 from beam_kinesis_sink.batcher import Batcher
 from beam_kinesis_sink.client import stream_arguments
 from beam_kinesis_sink.convert import Rejection
@@ -377,7 +378,8 @@ class KinesisWriter:
             # It was failing: its own error is the cause (and what a replay
             # filters on); the deadline only ended its retries.
             self._settler.give_up(item, item.last_code, f"{item.last_message} (still failing after "
-                                  f"{item.attempts} attempts when the flush deadline passed)", key)
+                                  f"{item.attempts} attempts when the flush deadline passed): "
+                                  f"{DEADLINE_ADVICE}", key)
         else:
-            self._settler.give_up(item, ErrorCode.DEADLINE_EXCEEDED, "not written before the flush deadline",
-                                  key)
+            self._settler.give_up(item, ErrorCode.DEADLINE_EXCEEDED,
+                                  f"not written before the flush deadline: {DEADLINE_ADVICE}", key)

@@ -12,7 +12,7 @@ import apache_beam as beam
 import pytest
 
 from beam_kinesis_sink import ClientConfig, ErrorCode, KinesisRecord, WriteToKinesis
-from beam_kinesis_sink.classifier import FATAL_ADVICE
+from beam_kinesis_sink.advice import FATAL_ADVICE
 from beam_kinesis_sink.testing.fault_front import FaultConfig, FaultFront
 from tests.conftest import unique_stream
 from tests.integration.helpers import collect, collected, read_stream

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from beam_kinesis_sink.advice import FATAL_ADVICE
 from beam_kinesis_sink.classifier import (
-    FATAL_ADVICE,
     FATAL_CODES,
     Verdict,
     classify_exception,

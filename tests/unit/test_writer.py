@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from beam_kinesis_sink.advice import DEADLINE_ADVICE, GAVE_UP_ADVICE, GAVE_UP_DEFAULT
 from beam_kinesis_sink.errors import FatalStreamError
 from beam_kinesis_sink.limits import Limits
 from beam_kinesis_sink.metrics import CountingMetrics
@@ -165,8 +166,21 @@ def test_retry_budget_exhausted_goes_to_dead_letters_with_last_error():
     assert letter.attempts == FAST.max_attempts
     assert letter.data.startswith(b"data-") and letter.partition_key.startswith("k")
     assert "gave up after 5 attempts" in letter.error_message
+    assert letter.error_message.endswith(": " + GAVE_UP_ADVICE[ErrorCode.THROTTLED])  # what to do
     assert metrics.counters["records_throttled"] == 10 * FAST.max_attempts
     assert metrics.counters["dead_letters_ProvisionedThroughputExceededException"] == 10
+
+
+def test_a_record_whose_budget_ran_out_on_a_failing_service_says_what_to_do():
+    unavailable = client_error("ServiceUnavailable", status=503)
+    fake = FakeKinesis(lambda call, recs: (_ for _ in ()).throw(unavailable))
+    outcomes = run(KinesisWriter(fake, "s", options()), records(10))
+    written, dead = split(outcomes)
+    assert not written and len(dead) == 10 and len(fake.calls) >= FAST.max_attempts  # the fault fired
+    assert {v.error_code for v, _ in dead} == {ErrorCode.SERVICE_UNAVAILABLE}
+    messages = [v.error_message for v, _ in dead]
+    assert all(f"gave up after {FAST.max_attempts} attempts" in message
+               and message.endswith("s): " + GAVE_UP_DEFAULT) for message in messages), messages[0]
 
 
 @pytest.mark.parametrize(
@@ -300,6 +314,8 @@ def test_flush_deadline_dead_letters_what_is_left_and_returns():
     assert elapsed < 3
     assert len(written) + len(dead) == 3000
     assert dead and {v.error_code for v, _ in dead} == {ErrorCode.DEADLINE_EXCEEDED}
+    never_sent = [v for v, _ in dead if v.error_message.startswith("not written before the flush deadline")]
+    assert never_sent and all(v.error_message.endswith(": " + DEADLINE_ADVICE) for v in never_sent)
 
 
 def test_receipt_on_an_unexpected_shard_refreshes_the_map():
@@ -462,3 +478,4 @@ def test_at_the_flush_deadline_a_failing_record_keeps_its_own_error():
     assert len(fake.calls) >= 2  # the fault fired, and retries ran until the deadline
     assert {v.error_code for v, _ in dead} == {ErrorCode.CONNECTION_ERROR}
     assert all("when the flush deadline passed" in v.error_message and v.attempts >= 1 for v, _ in dead)
+    assert all(v.error_message.endswith("passed): " + DEADLINE_ADVICE) for v, _ in dead)
